@@ -1,0 +1,1 @@
+"""The GitHub App: settings, webhook receiver, routing, permission gate, GitHub client, job contract."""

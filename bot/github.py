@@ -1,0 +1,119 @@
+"""The GitHub client: app authentication, cached installation tokens, installation clients, permissions."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass
+from datetime import datetime
+
+import httpx
+from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
+from githubkit.cache.mem_cache import MemCacheStrategy
+from githubkit.exception import RequestFailed
+
+WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
+"""Permission levels allowed to start work: labelling alone needs only triage."""
+
+TOKEN_REFRESH_MARGIN = 300.0
+"""Seconds before expiry at which a cached installation token is replaced."""
+
+PERMISSION_TTL = 60.0
+"""Seconds a permission answer is trusted; a revoked collaborator loses access within this."""
+
+
+def can_trigger(permission: str) -> bool:
+    return permission in WRITE_PERMISSIONS
+
+
+@dataclass(frozen=True, slots=True)
+class InstallationToken:
+    token: str
+    expires_at: float
+    """Unix time."""
+
+    def fresh(self, now: float) -> bool:
+        return now < self.expires_at - TOKEN_REFRESH_MARGIN
+
+
+class GitHubApp:
+    """One GitHub App: signs app JWTs, mints and caches installation tokens, builds clients.
+
+    The token is handed to the worker's git commands and API clients only, never to a sandbox.
+    """
+
+    def __init__(
+        self,
+        app_id: int,
+        private_key_pem: str,
+        api_url: str,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        self.api_url = api_url.rstrip("/") + "/"
+        self._transport = transport
+        # githubkit's default cache is process-wide and keys the app JWT by app id alone;
+        # one per app keeps two apps (or two GitHub hosts) with the same id apart.
+        self._cache = MemCacheStrategy()
+        self.app_client = self._client(AppAuthStrategy(app_id, private_key_pem))
+        self._tokens: dict[int, InstallationToken] = {}
+        self._token_locks: dict[int, asyncio.Lock] = {}
+        self._permissions: dict[tuple[int, str, str], tuple[str, float]] = {}
+
+    def _client(self, auth: AppAuthStrategy | TokenAuthStrategy) -> GitHub:
+        return GitHub(
+            auth,
+            base_url=self.api_url,
+            async_transport=self._transport,
+            http_cache=False,
+            cache_strategy=self._cache,
+            user_agent="qwen-fix",
+        )
+
+    async def installation_token(self, installation_id: int) -> str:
+        cached = self._tokens.get(installation_id)
+        if cached and cached.fresh(time.time()):
+            return cached.token
+        lock = self._token_locks.setdefault(installation_id, asyncio.Lock())
+        async with lock:
+            cached = self._tokens.get(installation_id)
+            if cached and cached.fresh(time.time()):
+                return cached.token
+            response = await self.app_client.rest.apps.async_create_installation_access_token(
+                installation_id
+            )
+            data = response.parsed_data
+            expires = _parse_time(data.expires_at)
+            self._tokens[installation_id] = InstallationToken(data.token, expires)
+            return data.token
+
+    async def installation(self, installation_id: int) -> GitHub:
+        """An API client acting as the installation, with a token valid for a while yet."""
+        return self._client(TokenAuthStrategy(await self.installation_token(installation_id)))
+
+    async def permission(self, installation_id: int, repository: str, login: str) -> str:
+        """The user's permission on the repository ("admin", "write", "read", "none", …); cached."""
+        key = (installation_id, repository.casefold(), login.casefold())
+        cached = self._permissions.get(key)
+        now = time.monotonic()
+        if cached and now - cached[1] < PERMISSION_TTL:
+            return cached[0]
+        owner, name = repository.split("/", 1)
+        client = await self.installation(installation_id)
+        try:
+            response = await client.rest.repos.async_get_collaborator_permission_level(
+                owner, name, login
+            )
+            permission = response.parsed_data.permission
+        except RequestFailed as exc:
+            if exc.response.status_code != 404:
+                raise
+            permission = "none"  # not a collaborator, or no such user
+        self._permissions[key] = (permission, now)
+        return permission
+
+
+def _parse_time(value: datetime | str) -> float:
+    if isinstance(value, datetime):
+        return value.timestamp()
+    return datetime.fromisoformat(value.replace("Z", "+00:00")).timestamp()

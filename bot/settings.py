@@ -1,0 +1,93 @@
+"""Process settings, read once from the environment and `.env`; lower layers get narrow configs."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SettingsError(Exception):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """Everything the app reads from its environment. Names are the environment variables."""
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    app_id: int = Field(description="The GitHub App's id (APP_ID).")
+    private_key: SecretStr | None = Field(
+        None, description="The App's PEM private key (PRIVATE_KEY); or set PRIVATE_KEY_PATH."
+    )
+    private_key_path: Path | None = Field(None, description="File holding the App's PEM key.")
+    webhook_secret: SecretStr = Field(description="Secret GitHub signs webhooks with.")
+    github_api_url: str = Field(
+        "https://api.github.com",
+        description="REST API root; https://HOST/api/v3 for GitHub Enterprise Server.",
+    )
+    redis_url: str | None = Field(
+        None, description="arq's Redis; unset → `qwen-fix up` starts a local redis-server."
+    )
+    model_base_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint serving Qwen3-Coder."
+    )
+    model_name: str = Field("Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8")
+    model_api_key: SecretStr = Field(SecretStr("EMPTY"), description="Bearer token, if any.")
+    model_timeout: Annotated[float, Field(gt=0)] = 600.0
+
+    trigger_label: str = Field("qwen-fix", description="Label that starts a job on an issue.")
+    web_host: str = "0.0.0.0"
+    web_port: Annotated[int, Field(ge=1, le=65535)] = 3000
+    data_dir: Path = Field(
+        Path.home() / ".cache" / "qwen-fix",
+        description="Git mirrors, workspaces and trajectories live under here.",
+    )
+
+    sandbox_image: str = Field("qwen-fix-sandbox:latest", description="Default sandbox image.")
+    sandbox_memory: str = "4g"
+    sandbox_cpus: Annotated[float, Field(gt=0)] = 2.0
+    sandbox_pids: Annotated[int, Field(gt=0)] = 512
+    sandbox_lifetime: Annotated[float, Field(gt=0)] = 3600.0
+
+    agent_max_steps: Annotated[int, Field(gt=0)] = 100
+    agent_max_tokens: Annotated[int, Field(gt=0)] = 5_000_000
+    agent_wall_time: Annotated[float, Field(gt=0)] = 3600.0
+    test_timeout: Annotated[float, Field(gt=0)] = 900.0
+
+    @model_validator(mode="after")
+    def _one_private_key(self) -> Settings:
+        if self.private_key is None and self.private_key_path is None:
+            raise ValueError("PRIVATE_KEY or PRIVATE_KEY_PATH must be set")
+        if self.private_key is None and self.private_key_path is not None:
+            if not self.private_key_path.is_file():
+                raise ValueError(f"PRIVATE_KEY_PATH: no file at {self.private_key_path}")
+        return self
+
+    def private_key_pem(self) -> str:
+        if self.private_key is not None:
+            # .env files often carry the PEM on one line with literal \n.
+            return self.private_key.get_secret_value().replace("\\n", "\n")
+        assert self.private_key_path is not None
+        return self.private_key_path.read_text()
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings or raise SettingsError naming each bad variable."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None
+
+
+def describe_errors(exc: ValidationError) -> str:
+    lines = []
+    for error in exc.errors():
+        name = "_".join(str(part) for part in error["loc"]).upper()
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "missing":
+            message = "is required but not set"
+        lines.append(f"{name} {message}" if name else message)
+    return "invalid settings:\n  " + "\n  ".join(lines)

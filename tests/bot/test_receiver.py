@@ -1,0 +1,192 @@
+"""The webhook receiver over real Redis (arq) and the GitHub emulator (permissions).
+
+Requests go through the ASGI interface in-process; the end-to-end suite covers real sockets.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import pytest
+from arq import create_pool
+from arq.connections import ArqRedis, RedisSettings
+
+from bot.deliveries import DeliveryLog
+from bot.github import GitHubApp
+from bot.jobs import SOLVE_ISSUE, IssueJob
+from bot.receiver import WEBHOOK_PATH, Receiver, create_app
+from bot.signature import sign
+from tests.fixtures import webhook_examples
+from tests.github_emulator.emulator import GitHubEmulator
+
+SECRET = "webhook-secret"
+APP_ID = 31337
+REPO = "octo-org/widgets"
+LABEL = "qwen-fix"
+
+
+@dataclass
+class World:
+    emulator: GitHubEmulator
+    client: httpx.AsyncClient
+    queue: ArqRedis
+    issue: int
+
+    async def post(
+        self, event: str, payload: Any, *, delivery: str, signature: str | None = None
+    ) -> httpx.Response:
+        body = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        headers = {
+            "X-GitHub-Event": event,
+            "X-GitHub-Delivery": delivery,
+            "X-Hub-Signature-256": signature or sign(SECRET.encode(), body),
+            "Content-Type": "application/json",
+        }
+        return await self.client.post(WEBHOOK_PATH, content=body, headers=headers)
+
+    def labeled(self, sender: str, label: str = LABEL) -> dict[str, Any]:
+        self.emulator.add_label(REPO, label, issue=self.issue)
+        return self.emulator.webhook("issues", "labeled", repo=REPO, sender=sender,
+                                     issue=self.issue, label=label)
+
+    async def queued(self) -> list[dict[str, Any]]:
+        return [
+            {"function": job.function, "args": job.args, "id": job.job_id}
+            for job in await self.queue.queued_jobs()
+        ]
+
+
+@pytest.fixture
+def emulator(tmp_path: Any) -> Iterator[GitHubEmulator]:
+    with GitHubEmulator(tmp_path / "github") as emulator:
+        yield emulator
+
+
+@pytest.fixture
+async def world(emulator: GitHubEmulator, redis_url: str) -> AsyncIterator[World]:
+    key = emulator.add_app(APP_ID)
+    installation = emulator.add_installation(APP_ID, "octo-org", account_type="Organization")
+    emulator.add_repo("octo-org", "widgets", {"README.md": "widgets\n"}, installation)
+    emulator.set_permission(REPO, "maintainer", "write")
+    emulator.set_permission(REPO, "watcher", "read")
+    emulator.set_permission(REPO, "triager", "triage")
+    issue = emulator.add_issue(REPO, "Widgets break", "They do.", "watcher")
+    queue = await create_pool(RedisSettings.from_dsn(redis_url))
+    await queue.flushall()
+    receiver = Receiver(
+        webhook_secret=SECRET.encode(),
+        trigger_label=LABEL,
+        github=GitHubApp(APP_ID, key, emulator.api_url),
+        queue=queue,
+        deliveries=DeliveryLog(queue),
+    )
+    transport = httpx.ASGITransport(app=create_app(receiver=receiver))
+    async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
+        yield World(emulator, client, queue, issue)
+    await queue.aclose()
+
+
+async def test_a_label_by_a_writer_queues_one_job(world: World) -> None:
+    response = await world.post("issues", world.labeled("maintainer"), delivery="d-1")
+    assert response.status_code == 202, response.text
+    jobs = await world.queued()
+    assert len(jobs) == 1
+    assert jobs[0]["function"] == SOLVE_ISSUE
+    job = IssueJob.model_validate(jobs[0]["args"][0])
+    assert (job.repository, job.issue_number, job.triggered_by) == (REPO, world.issue, "maintainer")
+    assert job.delivery_id == "d-1"
+    assert response.json() == {"status": "queued", "detail": job.job_id()}
+
+
+async def test_the_same_delivery_twice_queues_one_job(world: World) -> None:
+    payload = world.labeled("maintainer")
+    first = await world.post("issues", payload, delivery="same")
+    second = await world.post("issues", payload, delivery="same")
+    assert (first.status_code, second.status_code) == (202, 200)
+    assert second.json()["status"] == "duplicate"
+    assert len(await world.queued()) == 1
+
+
+@pytest.mark.parametrize("login", ["watcher", "triager", "stranger"])
+async def test_a_label_by_a_user_without_write_queues_nothing(world: World, login: str) -> None:
+    response = await world.post("issues", world.labeled(login), delivery=f"d-{login}")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["status"] == "ignored"
+    assert f"{login} has" in body["detail"]
+    assert "write is needed" in body["detail"]
+    assert await world.queued() == []
+
+
+async def test_another_label_queues_nothing(world: World) -> None:
+    response = await world.post("issues", world.labeled("maintainer", "bug"), delivery="d-bug")
+    assert response.status_code == 200
+    assert response.json()["status"] == "ignored"
+    assert await world.queued() == []
+
+
+async def test_a_bad_signature_is_401_and_queues_nothing(world: World) -> None:
+    payload = world.labeled("maintainer")
+    wrong = sign(b"not the secret", json.dumps(payload).encode())
+    for signature in (wrong, "sha256=00", "garbage"):
+        response = await world.post("issues", payload, delivery="d-x", signature=signature)
+        assert response.status_code == 401
+    unsigned = await world.client.post(
+        WEBHOOK_PATH, content=b"{}", headers={"X-GitHub-Event": "issues", "X-GitHub-Delivery": "u"}
+    )
+    assert unsigned.status_code == 401
+    assert await world.queued() == []
+    # The rejected delivery id was not consumed: a correctly signed redelivery still works.
+    assert (await world.post("issues", payload, delivery="d-x")).status_code == 202
+
+
+async def test_malformed_bodies_are_400_with_the_reason(world: World) -> None:
+    not_json = await world.post("issues", b"{not json", delivery="m-1")
+    assert not_json.status_code == 400
+    assert not_json.json()["detail"] == "body is not valid JSON"
+    payload = world.labeled("maintainer")
+    del payload["issue"]["number"]
+    missing = await world.post("issues", payload, delivery="m-2")
+    assert missing.status_code == 400
+    assert "issue.number" in missing.json()["detail"]
+    array = await world.post("issues", b"[]", delivery="m-3")
+    assert array.status_code == 400
+    body = b"{}"
+    no_event = await world.client.post(
+        WEBHOOK_PATH, content=body,
+        headers={"X-Hub-Signature-256": sign(SECRET.encode(), body), "X-GitHub-Delivery": "m-4"},
+    )
+    assert no_event.status_code == 400
+    assert await world.queued() == []
+
+
+@pytest.mark.parametrize(
+    "event",
+    [
+        "issues",
+        "issue_comment",
+        "pull_request_review_comment",
+        "pull_request_review",
+        "pull_request",
+        "installation",
+        "installation_repositories",
+    ],
+)
+async def test_every_octokit_example_is_accepted_signed_and_refused_mis_signed(
+    world: World, event: str
+) -> None:
+    examples = webhook_examples(event)
+    for index, example in enumerate(examples):
+        body = json.dumps(example).encode()
+        good = await world.post(event, body, delivery=f"{event}-{index}")
+        assert good.status_code == 200, (example.get("action"), good.text)
+        assert good.json()["status"] == "ignored"
+        bad = await world.post(
+            event, body, delivery=f"{event}-{index}-bad", signature=sign(b"wrong", body)
+        )
+        assert bad.status_code == 401
+    assert await world.queued() == []

@@ -1,0 +1,1 @@
+"""arq worker: job functions and the pipeline checkout → sandbox → agent → verify → publish."""
