@@ -1,1 +1,1 @@
-"""The GitHub App: settings, webhook receiver, routing, permission gate, GitHub client, job contract."""
+"""The GitHub App: settings, webhook receiver, routing, permission gate, GitHub client, jobs."""

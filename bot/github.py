@@ -1,4 +1,4 @@
-"""The GitHub client: app authentication, cached installation tokens, installation clients, permissions."""
+"""The GitHub client: app auth, cached installation tokens, installation clients, permissions."""
 
 from __future__ import annotations
 

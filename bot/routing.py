@@ -1,4 +1,4 @@
-"""Event → decision: pure functions that say what a webhook asks of the app, and why not when it doesn't."""
+"""Event → decision: pure functions saying what a webhook asks of the app, or why nothing."""
 
 from __future__ import annotations
 

@@ -61,9 +61,9 @@ class Settings(BaseSettings):
     def _one_private_key(self) -> Settings:
         if self.private_key is None and self.private_key_path is None:
             raise ValueError("PRIVATE_KEY or PRIVATE_KEY_PATH must be set")
-        if self.private_key is None and self.private_key_path is not None:
-            if not self.private_key_path.is_file():
-                raise ValueError(f"PRIVATE_KEY_PATH: no file at {self.private_key_path}")
+        path = self.private_key_path
+        if self.private_key is None and path is not None and not path.is_file():
+            raise ValueError(f"PRIVATE_KEY_PATH: no file at {path}")
         return self
 
     def private_key_pem(self) -> str:

@@ -1,4 +1,4 @@
-"""Session fixtures for the real parts every suite stands on: Redis, the Docker engine, the image."""
+"""Session fixtures for the real parts the suites stand on: Redis, the Docker engine, the image."""
 
 from __future__ import annotations
 
@@ -39,8 +39,19 @@ def redis_url(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     port = free_port()
     directory: Path = tmp_path_factory.mktemp("redis")
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-         "--save", "", "--appendonly", "no"],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(directory),
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
         stdout=subprocess.DEVNULL,
     )
     try:

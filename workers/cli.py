@@ -11,7 +11,6 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
-from pathlib import Path
 
 from bot.log import configure_logging
 from bot.settings import Settings, SettingsError, load_settings
@@ -64,8 +63,13 @@ def _web(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     uvicorn.run(
-        create_app(settings), host=settings.web_host, port=settings.web_port,
-        loop="uvloop", http="httptools", log_config=None, access_log=False,
+        create_app(settings),
+        host=settings.web_host,
+        port=settings.web_port,
+        loop="uvloop",
+        http="httptools",
+        log_config=None,
+        access_log=False,
     )
     return 0
 
@@ -118,8 +122,19 @@ def _start_local_redis(settings: Settings) -> tuple[subprocess.Popen[bytes], str
     directory = settings.data_dir / "redis"
     directory.mkdir(parents=True, exist_ok=True)
     process = subprocess.Popen(
-        [binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(directory),
-         "--appendonly", "yes", "--save", ""],
+        [
+            binary,
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--dir",
+            str(directory),
+            "--appendonly",
+            "yes",
+            "--save",
+            "",
+        ],
         stdout=subprocess.DEVNULL,
     )
     _wait_for_port(port, process)

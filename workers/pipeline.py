@@ -19,15 +19,16 @@ from bot.jobs import IssueJob
 from sandbox.config import SandboxConfig
 from sandbox.docker import DockerSandbox
 from sandbox.protocol import ExecResult, Sandbox
-from workers.agent.loop import AgentConfig, AgentResult, Task, run_agent
+from workers.agent.loop import AgentConfig, AgentResult, run_agent
 from workers.agent.model import ModelClient
+from workers.agent.task import Task
 from workers.git import GitAuth, MirrorCache, checkout, git, resolve
 from workers.pr_body import (
     ISSUE_COMMENT_MARKER,
     PlanItem,
     PullRequestContent,
     RunStats,
-    TestOutcome,
+    Verification,
     issue_comment_failed,
     issue_comment_opened,
     pull_request_body,
@@ -94,7 +95,10 @@ async def solve_issue(deps: Deps, job: IssueJob) -> Published:
         return await _solve(deps, job, client)
     except JobFailed as exc:
         await _upsert_issue_comment(
-            client, owner, name, job.issue_number,
+            client,
+            owner,
+            name,
+            job.issue_number,
             issue_comment_failed(str(exc), deps.config.trigger_label),
         )
         raise
@@ -121,12 +125,17 @@ async def _solve(deps: Deps, job: IssueJob, client: GitHub) -> Published:
     log.info("job.checked_out", base=base, test_command=test_command)
     try:
         sandbox = await DockerSandbox.start(
-            deps.docker, deps.config.sandbox, workspace,
+            deps.docker,
+            deps.config.sandbox,
+            workspace,
             labels={"qwen-fix.job": job.job_id(), "qwen-fix.worker": deps.worker_id},
         )
         try:
             result = await run_agent(
-                task, sandbox, deps.model, deps.config.agent,
+                task,
+                sandbox,
+                deps.model,
+                deps.config.agent,
                 trajectory=deps.config.data_dir / "trajectories" / f"{job_dir.name}.jsonl",
             )
             log.info("job.agent_done", exit_status=result.exit_status, steps=result.steps)
@@ -148,13 +157,15 @@ async def _test_command(workspace: Path) -> str | None:
     return detect_test_command(files, lambda path: (workspace / path).read_text(errors="replace"))
 
 
-async def _verify(sandbox: Sandbox, command: str | None, timeout: float) -> TestOutcome:
+async def _verify(sandbox: Sandbox, command: str | None, limit: float) -> Verification:
     if command is None:
-        return TestOutcome(command=None, passed=None, log="No test command was found.")
-    result: ExecResult = await sandbox.run(command, timeout=timeout)
-    log.info("job.verified", command=command, exit_code=result.exit_code, timed_out=result.timed_out)
-    note = f"\n[timed out after {timeout:.0f} s]" if result.timed_out else ""
-    return TestOutcome(command=command, passed=result.ok, log=result.output + note)
+        return Verification(command=None, passed=None, log="No test command was found.")
+    result: ExecResult = await sandbox.run(command, timeout=limit)
+    log.info(
+        "job.verified", command=command, exit_code=result.exit_code, timed_out=result.timed_out
+    )
+    note = f"\n[timed out after {limit:.0f} s]" if result.timed_out else ""
+    return Verification(command=command, passed=result.ok, log=result.output + note)
 
 
 async def _publish(
@@ -165,26 +176,35 @@ async def _publish(
     target: _Target,
     patch: str,
     result: AgentResult,
-    tests: TestOutcome,
+    tests: Verification,
     job_dir: Path,
 ) -> Published:
     owner, name = job.repository.split("/", 1)
     branch = f"{deps.config.branch_prefix}{job.issue_number}"
     tree = job_dir / "publish"
     await checkout(target.mirror, tree, target.base, shared=True)
-    # The patch is untrusted data from the sandbox: git apply refuses paths outside the tree and in .git.
-    await git("apply", "--index", "--binary", "--whitespace=nowarn", "-", cwd=tree,
-              stdin=patch.encode())
+    # The patch is untrusted data from the sandbox; git apply refuses paths outside the tree
+    # and inside .git.
+    await git(
+        "apply", "--index", "--binary", "--whitespace=nowarn", "-", cwd=tree, stdin=patch.encode()
+    )
     diff_stat = await git("diff", "--cached", "--stat", cwd=tree)
     title = pull_request_title(job.issue_number, issue_title)
     await git("commit", "--quiet", "-m", f"{title}\n\nFixes #{job.issue_number}", cwd=tree)
-    await git("push", "--force", "--quiet", target.clone_url, f"HEAD:refs/heads/{branch}",
-              cwd=tree, auth=target.auth)
+    await git(
+        "push",
+        "--force",
+        "--quiet",
+        target.clone_url,
+        f"HEAD:refs/heads/{branch}",
+        cwd=tree,
+        auth=target.auth,
+    )
     body = pull_request_body(
         PullRequestContent(
             issue_number=job.issue_number,
             issue_title=issue_title,
-            summary=result.summary,
+            summary=result.summary or "",
             plan=[PlanItem(item.text, item.done) for item in result.plan],
             diff_stat=diff_stat,
             tests=tests,
@@ -201,7 +221,13 @@ async def _publish(
     )
     draft = tests.passed is False
     pr_number, pr_url = await _upsert_pull_request(
-        client, owner, name, head=branch, base=target.default_branch, title=title, body=body,
+        client,
+        owner,
+        name,
+        head=branch,
+        base=target.default_branch,
+        title=title,
+        body=body,
         draft=draft,
     )
     await _upsert_issue_comment(
@@ -212,7 +238,14 @@ async def _publish(
 
 
 async def _upsert_pull_request(
-    client: GitHub, owner: str, name: str, *, head: str, base: str, title: str, body: str,
+    client: GitHub,
+    owner: str,
+    name: str,
+    *,
+    head: str,
+    base: str,
+    title: str,
+    body: str,
     draft: bool,
 ) -> tuple[int, str]:
     existing = await client.rest.pulls.async_list(owner, name, head=f"{owner}:{head}", state="open")
@@ -230,7 +263,10 @@ async def _upsert_issue_comment(
     client: GitHub, owner: str, name: str, issue_number: int, body: str
 ) -> None:
     comments = client.rest.paginate(
-        client.rest.issues.async_list_comments, owner=owner, repo=name, issue_number=issue_number,
+        client.rest.issues.async_list_comments,
+        owner=owner,
+        repo=name,
+        issue_number=issue_number,
         per_page=100,
     )
     async for comment in comments:

@@ -16,7 +16,7 @@ class PlanItem:
 
 
 @dataclass(frozen=True, slots=True)
-class TestOutcome:
+class Verification:
     command: str | None
     passed: bool | None
     """None when no test command was found."""
@@ -41,7 +41,7 @@ class PullRequestContent:
     summary: str
     plan: Sequence[PlanItem]
     diff_stat: str
-    tests: TestOutcome
+    tests: Verification
     stats: RunStats
 
 
@@ -83,7 +83,7 @@ def _body_tail(c: PullRequestContent) -> str:
     )
 
 
-def _test_verdict(tests: TestOutcome) -> str:
+def _test_verdict(tests: Verification) -> str:
     if tests.command is None:
         return "⚠️ No test command was found for this repository, so nothing was run."
     if tests.passed:
@@ -111,8 +111,12 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
-def issue_comment_opened(pr_url: str, pr_number: int, tests: TestOutcome) -> str:
-    verdict = {True: "the tests pass", False: "the tests fail, so it is a draft", None: "no tests ran"}
+def issue_comment_opened(pr_url: str, pr_number: int, tests: Verification) -> str:
+    verdict = {
+        True: "the tests pass",
+        False: "the tests fail, so it is a draft",
+        None: "no tests ran",
+    }
     return (
         f"{ISSUE_COMMENT_MARKER}\nI opened #{pr_number} for this issue ({verdict[tests.passed]}): "
         f"{pr_url}\n"

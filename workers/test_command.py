@@ -44,6 +44,7 @@ def _is_python(files: Collection[str], roots: set[str], read: Callable[[str], st
     if "pyproject.toml" in roots and "[tool.pytest" in read("pyproject.toml"):
         return True
     return any(
-        path.endswith(".py") and (path.startswith("tests/") or path.split("/")[-1].startswith("test_"))
+        path.endswith(".py")
+        and (path.startswith("tests/") or path.split("/")[-1].startswith("test_"))
         for path in files
     )

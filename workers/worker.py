@@ -10,12 +10,12 @@ import docker
 import structlog
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
+from sandbox.reaper import reap_orphans
 
 from bot.github import GitHubApp
 from bot.jobs import SOLVE_ISSUE, IssueJob
 from bot.settings import Settings
 from sandbox.config import SandboxConfig
-from sandbox.reaper import reap_orphans
 from workers.agent.loop import AgentConfig
 from workers.agent.model import ModelClient, ModelConfig
 from workers.git import MirrorCache
@@ -66,8 +66,12 @@ async def run_solve_issue(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[
     ):
         log.info("job.started", triggered_by=job.triggered_by, mode=job.mode)
         published = await solve_issue(deps, job)
-        return {"pr_number": published.pr_number, "pr_url": published.pr_url,
-                "draft": published.draft, "branch": published.branch}
+        return {
+            "pr_number": published.pr_number,
+            "pr_url": published.pr_url,
+            "draft": published.draft,
+            "branch": published.branch,
+        }
 
 
 def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
@@ -94,8 +98,12 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
 
     return Worker(
         functions=[
-            func(run_solve_issue, name=SOLVE_ISSUE,
-                 timeout=settings.agent_wall_time + JOB_MARGIN, max_tries=2),
+            func(
+                run_solve_issue,
+                name=SOLVE_ISSUE,
+                timeout=settings.agent_wall_time + JOB_MARGIN,
+                max_tries=2,
+            ),
         ],
         redis_settings=RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1"),
         on_startup=startup,

@@ -50,8 +50,9 @@ class World:
 
     def labeled(self, sender: str, label: str = LABEL) -> dict[str, Any]:
         self.emulator.add_label(REPO, label, issue=self.issue)
-        return self.emulator.webhook("issues", "labeled", repo=REPO, sender=sender,
-                                     issue=self.issue, label=label)
+        return self.emulator.webhook(
+            "issues", "labeled", repo=REPO, sender=sender, issue=self.issue, label=label
+        )
 
     async def queued(self) -> list[dict[str, Any]]:
         return [
@@ -157,7 +158,8 @@ async def test_malformed_bodies_are_400_with_the_reason(world: World) -> None:
     assert array.status_code == 400
     body = b"{}"
     no_event = await world.client.post(
-        WEBHOOK_PATH, content=body,
+        WEBHOOK_PATH,
+        content=body,
         headers={"X-Hub-Signature-256": sign(SECRET.encode(), body), "X-GitHub-Delivery": "m-4"},
     )
     assert no_event.status_code == 400

@@ -15,8 +15,17 @@ PEM = "-----BEGIN RSA PRIVATE KEY-----\\nabc\\n-----END RSA PRIVATE KEY-----\\n"
 
 @pytest.fixture(autouse=True)
 def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    for name in ("APP_ID", "PRIVATE_KEY", "PRIVATE_KEY_PATH", "WEBHOOK_SECRET", "REDIS_URL",
-                 "MODEL_BASE_URL", "MODEL_NAME", "WEB_PORT", "GITHUB_API_URL"):
+    for name in (
+        "APP_ID",
+        "PRIVATE_KEY",
+        "PRIVATE_KEY_PATH",
+        "WEBHOOK_SECRET",
+        "REDIS_URL",
+        "MODEL_BASE_URL",
+        "MODEL_NAME",
+        "WEB_PORT",
+        "GITHUB_API_URL",
+    ):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.chdir(tmp_path)  # no stray .env
 

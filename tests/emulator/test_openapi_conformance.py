@@ -1,0 +1,322 @@
+"""Every REST route and status of the emulator, validated against GitHub's OpenAPI description."""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import httpx
+import jwt
+import pytest
+from openapi_core import Config, OpenAPI
+from openapi_core.testing import MockRequest, MockResponse
+from openapi_schema_validator import OAS30Validator
+
+from tests.fixtures import openapi_description
+from tests.github_emulator import GitHubEmulator
+from tests.github_emulator.routing import API_PREFIX
+from tests.github_emulator.server import REST_ROUTES
+
+READ_ONLY = {"contents": "read", "issues": "read", "pull_requests": "read", "metadata": "read"}
+NOT_JSON = b"{not json"
+
+
+@dataclass(frozen=True)
+class Case:
+    method: str
+    spec_path: str
+    path: str
+    """Concrete path under /api/v3; `{name}` parts are filled from the world's ids."""
+    auth: str
+    """jwt, jwt_expired, jwt_garbage, token, read_only, other, bad, none."""
+    status: int
+    body: Any = None
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path} as {self.auth} -> {self.status}"
+
+
+def jwt_for(app_id: int, pem: str, lifetime: int = 540, age: int = 60) -> str:
+    # PyJWT refuses an integer `iss`, which GitHub documents; sign the claims directly.
+    now = int(time.time())
+    claims = {"iat": now - age, "exp": now - age + lifetime, "iss": app_id}
+    return jwt.PyJWS().encode(json.dumps(claims).encode(), pem, algorithm="RS256")
+
+
+@pytest.fixture(scope="module")
+def openapi() -> OpenAPI:
+    # Checking the 13 MB description itself takes minutes and is GitHub's job, not ours.
+    return OpenAPI.from_dict(openapi_description(), config=Config(spec_validator_cls=None))
+
+
+@pytest.fixture(scope="module")
+def world() -> Iterator[tuple[GitHubEmulator, dict[str, Any]]]:
+    """One app; installation `octo` (hello) with write access, `ro` (repo) read-only, `other`."""
+    with GitHubEmulator() as emu:
+        pem = emu.add_app(1)
+        main = emu.add_installation(1, "octo")
+        read_only = emu.add_installation(1, "ro", permissions=READ_ONLY)
+        other = emu.add_installation(1, "other")
+        for owner, name, installation in (
+            ("octo", "hello", main),
+            ("ro", "repo", read_only),
+            ("other", "x", other),
+        ):
+            full = emu.add_repo(owner, name, {"README.md": "hello\n"}, installation)
+            emu.set_permission(full, "alice", "write")
+            emu.add_user("mallory")
+            issue = emu.add_issue(full, "Crash on start", "It crashes.", "alice", labels=("bug",))
+            assert issue == 1
+            emu.commit_files(full, "fix", {"README.md": "fixed\n"}, "Fix it")
+            emu.commit_files(full, "feature", {"NEW.md": "new\n"}, "Add a feature")
+            assert emu.add_pull(full, "fix", "Fix the crash", "Fixes #1", "alice") == 2
+        ids = {
+            "inst": main,
+            "c1": emu.add_comment("octo/hello", 1, "first", "alice"),
+            "c_del": emu.add_comment("octo/hello", 1, "to delete", "alice"),
+            "ro_c1": emu.add_comment("ro/repo", 1, "read only", "alice"),
+        }
+        tokens = {
+            "jwt": jwt_for(1, pem),
+            "jwt_expired": jwt_for(1, pem, lifetime=300, age=3600),
+            "jwt_garbage": "not.a.jwt",
+            "token": emu.installation_token(main),
+            "read_only": emu.installation_token(read_only),
+            "other": emu.installation_token(other),
+            "bad": "ghs_" + "0" * 36,
+        }
+        yield emu, {"ids": ids, "tokens": tokens}
+
+
+def app_cases() -> list[Case]:
+    tokens = "/app/installations/{installation_id}/access_tokens"
+    repo_inst = "/repos/{owner}/{repo}/installation"
+    one = "/app/installations/{installation_id}"
+    return [
+        Case("GET", "/app", "/app", "jwt", 200),
+        Case("GET", "/app", "/app", "jwt_expired", 401),
+        Case("GET", "/app/installations", "/app/installations", "jwt", 200),
+        Case("GET", "/app/installations", "/app/installations", "jwt_garbage", 401),
+        Case("GET", one, "/app/installations/{inst}", "jwt", 200),
+        Case("GET", one, "/app/installations/99", "jwt", 404),
+        Case("GET", one, "/app/installations/{inst}", "none", 401),
+        Case("POST", tokens, "/app/installations/{inst}/access_tokens", "jwt", 201),
+        Case("POST", tokens, "/app/installations/{inst}/access_tokens", "jwt", 201,
+             {"repositories": ["hello"]}),
+        Case("POST", tokens, "/app/installations/{inst}/access_tokens", "jwt", 422,
+             {"repositories": ["nope"]}),
+        Case("POST", tokens, "/app/installations/{inst}/access_tokens", "jwt", 400, NOT_JSON),
+        Case("POST", tokens, "/app/installations/99/access_tokens", "jwt", 404),
+        Case("POST", tokens, "/app/installations/{inst}/access_tokens", "token", 401),
+        Case("GET", repo_inst, "/repos/octo/hello/installation", "jwt", 200),
+        Case("GET", repo_inst, "/repos/nobody/nothing/installation", "jwt", 404),
+        Case("GET", repo_inst, "/repos/octo/hello/installation", "none", 401),
+    ]  # fmt: skip
+
+
+def repo_cases() -> list[Case]:
+    repo = "/repos/{owner}/{repo}"
+    permission = f"{repo}/collaborators/{{username}}/permission"
+    ref = f"{repo}/git/ref/{{ref}}"
+    return [
+        Case("GET", repo, "/repos/octo/hello", "token", 200),
+        Case("GET", repo, "/repos/octo/hello", "other", 404),
+        Case("GET", repo, "/repos/octo/hello", "bad", 401),
+        Case("GET", permission, "/repos/octo/hello/collaborators/alice/permission", "token", 200),
+        Case("GET", permission, "/repos/octo/hello/collaborators/mallory/permission", "token", 200),
+        Case("GET", permission, "/repos/octo/hello/collaborators/ghost/permission", "token", 404),
+        Case("GET", permission, "/repos/octo/hello/collaborators/alice/permission", "none", 401),
+        Case("GET", ref, "/repos/octo/hello/git/ref/heads/main", "token", 200),
+        Case("GET", ref, "/repos/octo/hello/git/ref/heads/nope", "token", 404),
+        Case("GET", ref, "/repos/octo/hello/git/ref/heads/main", "none", 401),
+        Case("GET", f"{repo}/branches/{{branch}}", "/repos/octo/hello/branches/fix", "token", 200),
+        Case("GET", f"{repo}/branches/{{branch}}", "/repos/octo/hello/branches/no", "token", 404),
+        Case("GET", f"{repo}/branches/{{branch}}", "/repos/octo/hello/branches/fix", "none", 401),
+    ]  # fmt: skip
+
+
+def write_errors(method: str, spec: str, path: str, ro_path: str, body: Any) -> list[Case]:
+    """The 403 (read-only installation), 404 and 401 every write route sends."""
+    missing = re.sub(r"/(1|2|\{c1\})(?=/|$)", "/999", path)
+    return [
+        Case(method, spec, ro_path, "read_only", 403, body),
+        Case(method, spec, missing, "token", 404, body),
+        Case(method, spec, path, "none", 401, body),
+    ]
+
+
+def issue_cases() -> list[Case]:
+    issue = "/repos/{owner}/{repo}/issues/{issue_number}"
+    comment = "/repos/{owner}/{repo}/issues/comments/{comment_id}"
+    hello, ro = "/repos/octo/hello", "/repos/ro/repo"
+    return [
+        Case("GET", issue, f"{hello}/issues/1", "token", 200),
+        Case("GET", issue, f"{hello}/issues/2", "token", 200),
+        Case("GET", issue, f"{hello}/issues/999", "token", 404),
+        Case("GET", issue, f"{hello}/issues/1", "none", 401),
+        Case("GET", f"{issue}/comments", f"{hello}/issues/1/comments", "token", 200),
+        Case("GET", f"{issue}/comments", f"{hello}/issues/999/comments", "token", 404),
+        Case("GET", f"{issue}/comments", f"{hello}/issues/1/comments", "none", 401),
+        Case("POST", f"{issue}/comments", f"{hello}/issues/1/comments", "token", 201,
+             {"body": "hi"}),
+        Case("POST", f"{issue}/comments", f"{hello}/issues/1/comments", "token", 422, {}),
+        Case("POST", f"{issue}/comments", f"{hello}/issues/1/comments", "token", 400, NOT_JSON),
+        *write_errors("POST", f"{issue}/comments", f"{hello}/issues/1/comments",
+                      f"{ro}/issues/1/comments", {"body": "hi"}),
+        Case("GET", comment, f"{hello}/issues/comments/{{c1}}", "token", 200),
+        Case("GET", comment, f"{hello}/issues/comments/999", "token", 404),
+        Case("GET", comment, f"{hello}/issues/comments/{{c1}}", "none", 401),
+        Case("PATCH", comment, f"{hello}/issues/comments/{{c1}}", "token", 200, {"body": "edited"}),
+        Case("PATCH", comment, f"{hello}/issues/comments/{{c1}}", "token", 422, {"body": 5}),
+        Case("PATCH", comment, f"{hello}/issues/comments/{{c1}}", "token", 400, NOT_JSON),
+        *write_errors("PATCH", comment, f"{hello}/issues/comments/{{c1}}",
+                      f"{ro}/issues/comments/{{ro_c1}}", {"body": "x"}),
+        Case("DELETE", comment, f"{hello}/issues/comments/{{c_del}}", "token", 204),
+        *write_errors("DELETE", comment, f"{hello}/issues/comments/{{c1}}",
+                      f"{ro}/issues/comments/{{ro_c1}}", None),
+        *reaction_cases(f"{issue}/reactions", f"{hello}/issues/1/reactions",
+                        f"{ro}/issues/1/reactions"),
+        *reaction_cases(f"{comment}/reactions", f"{hello}/issues/comments/{{c1}}/reactions",
+                        f"{ro}/issues/comments/{{ro_c1}}/reactions"),
+        Case("POST", f"{issue}/labels", f"{hello}/issues/1/labels", "token", 200,
+             {"labels": ["qwen-fix"]}),
+        Case("POST", f"{issue}/labels", f"{hello}/issues/1/labels", "token", 422, {"labels": []}),
+        Case("POST", f"{issue}/labels", f"{hello}/issues/1/labels", "token", 400, NOT_JSON),
+        *write_errors("POST", f"{issue}/labels", f"{hello}/issues/1/labels",
+                      f"{ro}/issues/1/labels", ["x"]),
+        Case("DELETE", f"{issue}/labels/{{name}}", f"{hello}/issues/1/labels/bug", "token", 200),
+        Case("DELETE", f"{issue}/labels/{{name}}", f"{hello}/issues/1/labels/nope", "token", 404),
+        Case("DELETE", f"{issue}/labels/{{name}}", f"{ro}/issues/1/labels/bug", "read_only", 403),
+        Case("DELETE", f"{issue}/labels/{{name}}", f"{hello}/issues/1/labels/bug", "none", 401),
+    ]  # fmt: skip
+
+
+def reaction_cases(spec: str, path: str, ro_path: str) -> list[Case]:
+    return [
+        Case("POST", spec, path, "token", 201, {"content": "eyes"}),
+        Case("POST", spec, path, "token", 200, {"content": "eyes"}),
+        Case("POST", spec, path, "token", 422, {"content": "shrug"}),
+        Case("POST", spec, path, "token", 400, NOT_JSON),
+        *write_errors("POST", spec, path, ro_path, {"content": "eyes"}),
+    ]
+
+
+def pull_cases() -> list[Case]:
+    pulls = "/repos/{owner}/{repo}/pulls"
+    pull = f"{pulls}/{{pull_number}}"
+    hello, ro = "/repos/octo/hello", "/repos/ro/repo"
+    new = {"title": "Add a feature", "head": "octo:feature", "base": "main", "body": "Adds it"}
+    reviewers = f"{pull}/requested_reviewers"
+    return [
+        Case("GET", pulls, f"{hello}/pulls", "token", 200),
+        Case("GET", pulls, f"{hello}/pulls?head=octo:fix&state=all&base=main", "token", 200),
+        Case("GET", pulls, f"{hello}/pulls", "other", 404),
+        Case("GET", pulls, f"{hello}/pulls", "none", 401),
+        Case("POST", pulls, f"{hello}/pulls", "token", 201, new),
+        Case("POST", pulls, f"{hello}/pulls", "token", 422, new),
+        Case("POST", pulls, f"{hello}/pulls", "token", 422, {**new, "head": "missing"}),
+        Case("POST", pulls, f"{hello}/pulls", "token", 422, {"head": "feature", "base": "main"}),
+        Case("POST", pulls, f"{hello}/pulls", "token", 400, NOT_JSON),
+        Case("POST", pulls, f"{ro}/pulls", "read_only", 403, new),
+        Case("POST", pulls, f"{hello}/pulls", "other", 404, new),
+        Case("POST", pulls, f"{hello}/pulls", "none", 401, new),
+        Case("GET", pull, f"{hello}/pulls/2", "token", 200),
+        Case("GET", pull, f"{hello}/pulls/1", "token", 404),
+        Case("GET", pull, f"{hello}/pulls/2", "none", 401),
+        Case("PATCH", pull, f"{hello}/pulls/2", "token", 200, {"title": "Fix the crash, really"}),
+        Case("PATCH", pull, f"{hello}/pulls/2", "token", 422, {"state": "merged"}),
+        Case("PATCH", pull, f"{hello}/pulls/2", "token", 400, NOT_JSON),
+        *write_errors("PATCH", pull, f"{hello}/pulls/2", f"{ro}/pulls/2", {"title": "x"}),
+        Case("POST", reviewers, f"{hello}/pulls/2/requested_reviewers", "token", 201,
+             {"reviewers": ["alice"]}),
+        Case("POST", reviewers, f"{hello}/pulls/2/requested_reviewers", "token", 422,
+             {"reviewers": ["mallory"]}),
+        Case("POST", reviewers, f"{hello}/pulls/2/requested_reviewers", "token", 400, NOT_JSON),
+        *write_errors("POST", reviewers, f"{hello}/pulls/2/requested_reviewers",
+                      f"{ro}/pulls/2/requested_reviewers", {"reviewers": ["alice"]}),
+    ]  # fmt: skip
+
+
+CASES = [*app_cases(), *repo_cases(), *issue_cases(), *pull_cases()]
+
+
+def send(emu: GitHubEmulator, state: dict[str, Any], case: Case) -> httpx.Response:
+    headers = {"Accept": "application/vnd.github+json"}
+    if case.auth != "none":
+        scheme = "Bearer" if case.auth.startswith("jwt") else "token"
+        headers["Authorization"] = f"{scheme} {state['tokens'][case.auth]}"
+    content = case.body if isinstance(case.body, bytes) else None
+    if case.body is not None and content is None:
+        content = json.dumps(case.body).encode()
+    url = emu.api_url + case.path.format(**state["ids"])
+    return httpx.request(case.method, url, headers=headers, content=content, timeout=30)
+
+
+def validate(openapi: OpenAPI, case: Case, response: httpx.Response) -> None:
+    """Check the response against the operation's responses, or the shared error schema when
+    the description does not list that status for the operation (GitHub sends 401 and 404
+    on every authenticated route)."""
+    path, _, query = response.request.url.raw_path.decode().partition("?")
+    request = MockRequest(
+        "https://api.github.com",
+        case.method,
+        path.removeprefix(API_PREFIX),
+        # Given, so refs with slashes (heads/main) match their one-segment template.
+        path_pattern=case.spec_path,
+        args=dict(httpx.QueryParams(query)),
+    )
+    documented = openapi_description()["paths"][case.spec_path][case.method.lower()]["responses"]
+    if str(case.status) in documented:
+        mock = MockResponse(
+            response.content,
+            status_code=response.status_code,
+            headers=dict(response.headers),
+            content_type=response.headers.get("content-type", "application/json"),
+        )
+        openapi.validate_response(request, mock)
+    else:
+        error_schema = openapi_description()["components"]["schemas"]["basic-error"]
+        OAS30Validator(error_schema).validate(response.json())
+        assert response.json()["message"]
+
+
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_response_conforms(
+    openapi: OpenAPI, world: tuple[GitHubEmulator, dict[str, Any]], case: Case
+) -> None:
+    emu, state = world
+    response = send(emu, state, case)
+    assert response.status_code == case.status, response.text
+    validate(openapi, case, response)
+
+
+def test_cases_cover_every_route_and_status() -> None:
+    served = {(r.method, r.spec_path, status) for r in REST_ROUTES for status in r.statuses}
+    covered = {(case.method, case.spec_path, case.status) for case in CASES}
+    assert served - covered == set(), "routes or statuses the conformance cases miss"
+    assert covered - served == set(), "cases for routes or statuses the emulator does not declare"
+
+
+def test_every_route_is_a_github_operation() -> None:
+    paths = openapi_description()["paths"]
+    for route in REST_ROUTES:
+        assert route.method.lower() in paths.get(route.spec_path, {}), route.spec_path
+
+
+def test_every_rest_path_is_declared() -> None:
+    """Drift: the app serves exactly the declared REST routes, besides git's."""
+    emu = GitHubEmulator()
+    try:
+        served = {
+            (method, route.path)
+            for route in emu.app.routes
+            for method in getattr(route, "methods", set()) - {"HEAD"}
+            if route.path.startswith(API_PREFIX)
+        }
+    finally:
+        emu.stop()
+    assert served == {(route.method, route.path) for route in REST_ROUTES}

@@ -1,0 +1,309 @@
+"""`GitHubEmulator`: the set-up, inspection and delivery API tests use, around a running server."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from tests.github_emulator import bare_repos, webhooks
+from tests.github_emulator.auth import issue_token, new_key_pair
+from tests.github_emulator.payloads import JSON, Payloads
+from tests.github_emulator.server import ServerThread, build_app
+from tests.github_emulator.state import (
+    DEFAULT_PERMISSIONS,
+    ROLES,
+    App,
+    Comment,
+    Installation,
+    Issue,
+    Label,
+    PullRequest,
+    Repo,
+    RequestRecord,
+    User,
+    World,
+)
+
+
+class GitHubEmulator:
+    """An in-memory GitHub (REST under `/api/v3`, git smart HTTP) on a free loopback port."""
+
+    def __init__(self, root: Path | None = None) -> None:
+        self._tmp: tempfile.TemporaryDirectory[str] | None = None
+        if root is None:
+            self._tmp = tempfile.TemporaryDirectory(prefix="github-emulator-")
+            root = Path(self._tmp.name)
+        self.world = World(root)
+        self._server = ServerThread()
+        self.web_url = f"http://127.0.0.1:{self._server.port}"
+        self.payloads = Payloads(self.web_url)
+        self.app = build_app(self.world, self.payloads)
+
+    @property
+    def api_url(self) -> str:
+        """REST root, GHES style: `http://127.0.0.1:PORT/api/v3`."""
+        return self.payloads.api
+
+    def start(self) -> GitHubEmulator:
+        self._server.start(self.app)
+        return self
+
+    def stop(self) -> None:
+        self._server.stop()
+        if self._tmp is not None:
+            self._tmp.cleanup()
+
+    def __enter__(self) -> GitHubEmulator:
+        return self.start()
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # --- set-up -------------------------------------------------------------------------------
+
+    def add_user(self, login: str, type: str = "User") -> User:
+        return self.world.user(login, type)
+
+    def add_app(self, app_id: int, slug: str | None = None, owner: str = "app-owner") -> str:
+        """Register an app; returns its private key PEM (the emulator keeps the public half)."""
+        private_pem, public_pem = new_key_pair()
+        app = App(app_id, slug or f"app-{app_id}", self.world.user(owner), public_pem)
+        with self.world.lock:
+            self.world.apps[app_id] = app
+        return private_pem
+
+    def add_installation(
+        self,
+        app_id: int,
+        account_login: str,
+        permissions: dict[str, str] | None = None,
+        account_type: str = "User",
+    ) -> int:
+        installation = Installation(
+            id=self.world.new_id(),
+            app=self.world.apps[app_id],
+            account=self.world.user(account_login, account_type),
+            permissions=dict(DEFAULT_PERMISSIONS if permissions is None else permissions),
+        )
+        with self.world.lock:
+            self.world.installations[installation.id] = installation
+        return installation.id
+
+    def add_repo(
+        self,
+        owner: str,
+        name: str,
+        files: dict[str, str],
+        installation_id: int,
+        default_branch: str = "main",
+        private: bool = True,
+    ) -> str:
+        """A bare repo on disk with one commit of `files`; returns `owner/name`."""
+        path = self.world.root / "git" / owner / f"{name}.git"
+        bare_repos.create(path, files, default_branch)
+        repo = Repo(
+            id=self.world.new_id(),
+            owner=self.world.user(owner),
+            name=name,
+            path=path,
+            installation=self.world.installations[installation_id],
+            default_branch=default_branch,
+            private=private,
+        )
+        with self.world.lock:
+            self.world.repos[repo.full_name.lower()] = repo
+        return repo.full_name
+
+    def set_permission(self, repo: str, login: str, role: str) -> None:
+        if role not in ROLES:
+            raise ValueError(f"role must be one of {ROLES}")
+        self.world.user(login)
+        self._repo(repo).roles[login] = role
+
+    def add_issue(
+        self, repo: str, title: str, body: str | None, author: str, labels: tuple[str, ...] = ()
+    ) -> int:
+        found = self._repo(repo)
+        with self.world.lock:
+            issue = Issue(
+                self.world.new_id(),
+                self.world.next_number(found),
+                title,
+                body,
+                self.world.user(author),
+            )
+            found.issues[issue.number] = issue
+        for label in labels:
+            self.add_label(repo, label, issue=issue.number)
+        return issue.number
+
+    def add_label(
+        self,
+        repo: str,
+        name: str,
+        color: str = "ededed",
+        description: str | None = None,
+        issue: int | None = None,
+    ) -> JSON:
+        """Create the repo label if new; with `issue=`, also put it on that issue or pull."""
+        found = self._repo(repo)
+        with self.world.lock:
+            label = next((x for x in found.labels.values() if x.name == name), None)
+            if label is None:
+                label = Label(self.world.new_id(), name, color, description)
+                found.labels[name] = label
+            if issue is not None and label not in found.issues[issue].labels:
+                found.issues[issue].labels.append(label)
+        return self.payloads.label(found, label)
+
+    def add_comment(self, repo: str, issue: int, body: str, author: str) -> int:
+        found = self._repo(repo)
+        if issue not in found.issues:
+            raise KeyError(f"no issue #{issue} in {repo}")
+        comment = Comment(self.world.new_id(), issue, self.world.user(author), body)
+        with self.world.lock:
+            found.comments[comment.id] = comment
+        return comment.id
+
+    def commit_files(
+        self, repo: str, branch: str, files: dict[str, str], message: str = "Change files"
+    ) -> str:
+        """Commit `files` on `branch` (created from the default branch if new); returns the sha."""
+        found = self._repo(repo)
+        start = branch if branch in bare_repos.branches(found.path) else found.default_branch
+        with tempfile.TemporaryDirectory() as work_dir:
+            work = Path(work_dir)
+            bare_repos.git("clone", "--quiet", "--branch", start, str(found.path), ".", cwd=work)
+            for name, text in files.items():
+                (work / name).parent.mkdir(parents=True, exist_ok=True)
+                (work / name).write_text(text)
+            bare_repos.git("add", "--all", cwd=work)
+            bare_repos.git("commit", "--quiet", "-m", message, cwd=work, env=bare_repos.AUTHOR)
+            bare_repos.git("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
+            return bare_repos.git("rev-parse", "HEAD", cwd=work).strip()
+
+    def add_pull(
+        self,
+        repo: str,
+        head: str,
+        title: str,
+        body: str | None,
+        author: str,
+        base: str | None = None,
+        draft: bool = False,
+    ) -> int:
+        """An open pull request from an existing branch; shares the issue number sequence."""
+        found = self._repo(repo)
+        if head not in bare_repos.branches(found.path):
+            raise KeyError(f"no branch {head!r} in {repo}: commit_files first")
+        pull = PullRequest(self.world.new_id(), head, base or found.default_branch, draft)
+        with self.world.lock:
+            number = self.world.next_number(found)
+            issue = Issue(self.world.new_id(), number, title, body, self.world.user(author))
+            issue.pull = pull
+            found.issues[number] = issue
+        return number
+
+    def installation_token(self, installation_id: int) -> str:
+        """Mint a token directly, for tests that do not exercise the JWT exchange."""
+        installation = self.world.installations[installation_id]
+        return issue_token(self.world, installation, None).value
+
+    def clone_url(self, repo: str) -> str:
+        return self.payloads.clone_url(self._repo(repo))
+
+    # --- webhooks -----------------------------------------------------------------------------
+
+    def webhook(self, event: str, action: str | None, **context: Any) -> JSON:
+        """An octokit example of `event.action` with the emulator's objects substituted.
+
+        Context: `repo` ("owner/name") and `sender` (login) always; `issue`, `pull` (numbers),
+        `comment` (id), `label` (name) as the event carries them.
+        """
+        return webhooks.build(self.world, self.payloads, event, action, **context)
+
+    @staticmethod
+    def deliver(
+        url: str,
+        event: str,
+        payload: JSON,
+        secret: str,
+        delivery_id: str | None = None,
+        signature: str | None = None,
+    ) -> httpx.Response:
+        return webhooks.deliver(url, event, payload, secret, delivery_id, signature)
+
+    deliver_async = staticmethod(webhooks.deliver_async)
+
+    # --- inspection ---------------------------------------------------------------------------
+
+    def branches(self, repo: str) -> dict[str, str]:
+        return bare_repos.branches(self._repo(repo).path)
+
+    def file_at(self, repo: str, ref: str, path: str) -> str | None:
+        return bare_repos.file_at(self._repo(repo).path, ref, path)
+
+    def git_log(self, repo: str, ref: str) -> list[str]:
+        """Commit subjects reachable from `ref`, newest first."""
+        path = self._repo(repo).path
+        return bare_repos.git("log", "--format=%s", ref, cwd=path).splitlines()
+
+    def issue(self, repo: str, number: int) -> JSON:
+        found = self._repo(repo)
+        return self.payloads.issue(found, found.issues[number])
+
+    def comments(self, repo: str, issue: int | None = None) -> list[JSON]:
+        found = self._repo(repo)
+        chosen = [c for c in found.comments.values() if issue in (None, c.issue_number)]
+        return [self.payloads.comment(found, c) for c in chosen]
+
+    def reactions(
+        self, repo: str, issue: int | None = None, comment: int | None = None
+    ) -> list[JSON]:
+        """Reactions on one issue or one comment."""
+        found = self._repo(repo)
+        if comment is not None:
+            reactions = found.comments[comment].reactions
+        elif issue is not None:
+            reactions = found.issues[issue].reactions
+        else:
+            raise ValueError("name an issue or a comment")
+        return [self.payloads.reaction(r) for r in reactions]
+
+    def pulls(self, repo: str) -> list[JSON]:
+        """Every pull request: number, state, title, body, draft, head/base branch, reviewers."""
+        found = self._repo(repo)
+        return [
+            {
+                "number": issue.number,
+                "state": issue.state,
+                "title": issue.title,
+                "body": issue.body,
+                "draft": issue.pull.draft,
+                "head": issue.pull.head_ref,
+                "base": issue.pull.base_ref,
+                "requested_reviewers": [u.login for u in issue.pull.requested_reviewers],
+                "labels": [label.name for label in issue.labels],
+            }
+            for issue in found.issues.values()
+            if issue.pull is not None
+        ]
+
+    @property
+    def requests(self) -> list[RequestRecord]:
+        return list(self.world.requests)
+
+    def _repo(self, full_name: str) -> Repo:
+        repo = self.world.repo(full_name)
+        if repo is None:
+            raise KeyError(f"no repository {full_name}")
+        return repo

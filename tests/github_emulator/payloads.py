@@ -1,0 +1,500 @@
+"""JSON shapes of GitHub's REST objects, filled from the emulator's state.
+
+Every field GitHub's OpenAPI description marks required is present; URLs point at the emulator
+(GHES style: the REST root is `/api/v3`, web and git URLs live at the root).
+"""
+
+from __future__ import annotations
+
+import base64
+from datetime import datetime
+from typing import Any
+
+from tests.github_emulator.bare_repos import CommitInfo
+from tests.github_emulator.state import (
+    App,
+    Comment,
+    Installation,
+    Issue,
+    Label,
+    Reaction,
+    Repo,
+    Token,
+    User,
+)
+
+JSON = dict[str, Any]
+
+PERMISSION_OF_ROLE = {
+    "admin": "admin",
+    "maintain": "write",
+    "write": "write",
+    "triage": "read",
+    "read": "read",
+    "none": "none",
+}
+"""The legacy `permission` GitHub reports beside `role_name`."""
+
+
+def timestamp(moment: datetime | None) -> str | None:
+    return None if moment is None else moment.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def node_id(kind: str, number: int) -> str:
+    return base64.b64encode(f"0{len(kind)}:{kind}{number}".encode()).decode()
+
+
+class Payloads:
+    """Renders state objects as GitHub renders them, with URLs rooted at the emulator."""
+
+    def __init__(self, web_url: str) -> None:
+        self.web = web_url
+        self.api = f"{web_url}/api/v3"
+
+    def user(self, user: User) -> JSON:
+        api = f"{self.api}/users/{user.login}"
+        return {
+            "login": user.login,
+            "id": user.id,
+            "node_id": node_id("User", user.id),
+            "avatar_url": f"{self.web}/avatars/u/{user.id}",
+            "gravatar_id": "",
+            "url": api,
+            "html_url": f"{self.web}/{user.login}",
+            "followers_url": f"{api}/followers",
+            "following_url": f"{api}/following{{/other_user}}",
+            "gists_url": f"{api}/gists{{/gist_id}}",
+            "starred_url": f"{api}/starred{{/owner}}{{/repo}}",
+            "subscriptions_url": f"{api}/subscriptions",
+            "organizations_url": f"{api}/orgs",
+            "repos_url": f"{api}/repos",
+            "events_url": f"{api}/events{{/privacy}}",
+            "received_events_url": f"{api}/received_events",
+            "type": user.type,
+            "user_view_type": "public",
+            "site_admin": False,
+        }
+
+    def collaborator(self, user: User, role: str) -> JSON:
+        permission = PERMISSION_OF_ROLE[role]
+        return {
+            **self.user(user),
+            "permissions": {
+                "admin": permission == "admin",
+                "maintain": role in ("admin", "maintain"),
+                "push": permission in ("admin", "write"),
+                "triage": role in ("admin", "maintain", "write", "triage"),
+                "pull": permission != "none",
+            },
+            "role_name": role,
+        }
+
+    def app(self, app: App) -> JSON:
+        return {
+            "id": app.id,
+            "slug": app.slug,
+            "client_id": app.client_id,
+            "node_id": node_id("Integration", app.id),
+            "owner": self.user(app.owner),
+            "name": app.slug,
+            "description": "",
+            "external_url": f"{self.web}/apps/{app.slug}",
+            "html_url": f"{self.web}/apps/{app.slug}",
+            "created_at": timestamp(app.created_at),
+            "updated_at": timestamp(app.created_at),
+            "permissions": {"contents": "write", "issues": "write", "pull_requests": "write"},
+            "events": ["issues", "issue_comment", "pull_request_review_comment"],
+            "installations_count": 1,
+        }
+
+    def installation(self, installation: Installation) -> JSON:
+        account = self.user(installation.account)
+        # GitHub's description of GET /app/installations types `account` as allOf(user,
+        # enterprise); these enterprise fields keep that schema satisfied.
+        account.update(
+            name=installation.account.login,
+            slug=installation.account.login.lower(),
+            created_at=timestamp(installation.created_at),
+            updated_at=timestamp(installation.created_at),
+        )
+        return {
+            "id": installation.id,
+            "account": account,
+            "repository_selection": "selected",
+            "access_tokens_url": f"{self.api}/app/installations/{installation.id}/access_tokens",
+            "repositories_url": f"{self.api}/installation/repositories",
+            "html_url": f"{self.web}/settings/installations/{installation.id}",
+            "app_id": installation.app.id,
+            "app_slug": installation.app.slug,
+            "target_id": installation.account.id,
+            "target_type": installation.account.type,
+            "permissions": dict(installation.permissions),
+            "events": ["issues", "issue_comment", "pull_request_review_comment"],
+            "created_at": timestamp(installation.created_at),
+            "updated_at": timestamp(installation.created_at),
+            "single_file_name": None,
+            "has_multiple_single_files": False,
+            "single_file_paths": [],
+            "suspended_by": None,
+            "suspended_at": None,
+        }
+
+    def token(self, token: Token, repos: list[Repo] | None) -> JSON:
+        body: JSON = {
+            "token": token.value,
+            "expires_at": timestamp(token.expires_at),
+            "permissions": dict(token.installation.permissions),
+            "repository_selection": "all" if repos is None else "selected",
+        }
+        if repos is not None:
+            body["repositories"] = [self.repository(repo) for repo in repos]
+        return body
+
+    def repository(self, repo: Repo) -> JSON:
+        """The `repository` shape; `full_repository` adds the fields of GET /repos/{o}/{r}."""
+        api = f"{self.api}/repos/{repo.full_name}"
+        urls = {
+            "archive_url": "/{archive_format}{/ref}",
+            "assignees_url": "/assignees{/user}",
+            "blobs_url": "/git/blobs{/sha}",
+            "branches_url": "/branches{/branch}",
+            "collaborators_url": "/collaborators{/collaborator}",
+            "comments_url": "/comments{/number}",
+            "commits_url": "/commits{/sha}",
+            "compare_url": "/compare/{base}...{head}",
+            "contents_url": "/contents/{+path}",
+            "contributors_url": "/contributors",
+            "deployments_url": "/deployments",
+            "downloads_url": "/downloads",
+            "events_url": "/events",
+            "forks_url": "/forks",
+            "git_commits_url": "/git/commits{/sha}",
+            "git_refs_url": "/git/refs{/sha}",
+            "git_tags_url": "/git/tags{/sha}",
+            "hooks_url": "/hooks",
+            "issue_comment_url": "/issues/comments{/number}",
+            "issue_events_url": "/issues/events{/number}",
+            "issues_url": "/issues{/number}",
+            "keys_url": "/keys{/key_id}",
+            "labels_url": "/labels{/name}",
+            "languages_url": "/languages",
+            "merges_url": "/merges",
+            "milestones_url": "/milestones{/number}",
+            "notifications_url": "/notifications{?since,all,participating}",
+            "pulls_url": "/pulls{/number}",
+            "releases_url": "/releases{/id}",
+            "stargazers_url": "/stargazers",
+            "statuses_url": "/statuses/{sha}",
+            "subscribers_url": "/subscribers",
+            "subscription_url": "/subscription",
+            "tags_url": "/tags",
+            "teams_url": "/teams",
+            "trees_url": "/git/trees{/sha}",
+        }
+        open_issues = sum(1 for issue in repo.issues.values() if issue.state == "open")
+        return {
+            "id": repo.id,
+            "node_id": node_id("Repository", repo.id),
+            "name": repo.name,
+            "full_name": repo.full_name,
+            "owner": self.user(repo.owner),
+            "private": repo.private,
+            "visibility": "private" if repo.private else "public",
+            "html_url": f"{self.web}/{repo.full_name}",
+            "description": None,
+            "fork": False,
+            "url": api,
+            **{name: api + suffix for name, suffix in urls.items()},
+            "clone_url": self.clone_url(repo),
+            "git_url": f"git://127.0.0.1/{repo.full_name}.git",
+            "ssh_url": f"git@127.0.0.1:{repo.full_name}.git",
+            "svn_url": f"{self.web}/{repo.full_name}",
+            "mirror_url": None,
+            "homepage": None,
+            "language": None,
+            "license": None,
+            "forks": 0,
+            "forks_count": 0,
+            "stargazers_count": 0,
+            "watchers": 0,
+            "watchers_count": 0,
+            "size": 0,
+            "default_branch": repo.default_branch,
+            "open_issues": open_issues,
+            "open_issues_count": open_issues,
+            "is_template": False,
+            "topics": [],
+            "has_issues": True,
+            "has_projects": False,
+            "has_wiki": False,
+            "has_pages": False,
+            "has_downloads": True,
+            "has_discussions": False,
+            "archived": False,
+            "disabled": False,
+            "pushed_at": timestamp(repo.created_at),
+            "created_at": timestamp(repo.created_at),
+            "updated_at": timestamp(repo.created_at),
+            "allow_forking": False,
+            "web_commit_signoff_required": False,
+        }
+
+    def full_repository(self, repo: Repo) -> JSON:
+        return {
+            **self.repository(repo),
+            "network_count": 0,
+            "subscribers_count": 0,
+            "allow_merge_commit": True,
+            "allow_squash_merge": True,
+            "allow_rebase_merge": True,
+            "delete_branch_on_merge": False,
+        }
+
+    def clone_url(self, repo: Repo) -> str:
+        return f"{self.web}/{repo.full_name}.git"
+
+    def label(self, repo: Repo, label: Label) -> JSON:
+        return {
+            "id": label.id,
+            "node_id": node_id("Label", label.id),
+            "url": f"{self.api}/repos/{repo.full_name}/labels/{label.name}",
+            "name": label.name,
+            "color": label.color,
+            "default": False,
+            "description": label.description,
+        }
+
+    def reactions_summary(self, url: str, reactions: list[Reaction]) -> JSON:
+        summary: JSON = {"url": f"{url}/reactions", "total_count": len(reactions)}
+        for content in REACTIONS:
+            summary[content] = sum(1 for reaction in reactions if reaction.content == content)
+        return summary
+
+    def issue(self, repo: Repo, issue: Issue) -> JSON:
+        api = f"{self.api}/repos/{repo.full_name}/issues/{issue.number}"
+        comments = [c for c in repo.comments.values() if c.issue_number == issue.number]
+        body: JSON = {
+            "id": issue.id,
+            "node_id": node_id("Issue", issue.id),
+            "url": api,
+            "repository_url": f"{self.api}/repos/{repo.full_name}",
+            "labels_url": f"{api}/labels{{/name}}",
+            "comments_url": f"{api}/comments",
+            "events_url": f"{api}/events",
+            "html_url": self.issue_html_url(repo, issue),
+            "number": issue.number,
+            "state": issue.state,
+            "title": issue.title,
+            "body": issue.body,
+            "user": self.user(issue.user),
+            "labels": [self.label(repo, label) for label in issue.labels],
+            "assignee": None,
+            "assignees": [],
+            "milestone": None,
+            "locked": False,
+            "active_lock_reason": None,
+            "comments": len(comments),
+            "closed_at": timestamp(issue.closed_at),
+            "created_at": timestamp(issue.created_at),
+            "updated_at": timestamp(issue.updated_at),
+            "closed_by": None,
+            "author_association": association(repo, issue.user),
+            "reactions": self.reactions_summary(api, issue.reactions),
+        }
+        if issue.state == "closed":
+            # Left out while open: the description's enum has no null.
+            body["state_reason"] = "completed"
+        if issue.pull is not None:
+            pulls = f"{self.api}/repos/{repo.full_name}/pulls/{issue.number}"
+            html = self.issue_html_url(repo, issue)
+            body["pull_request"] = {
+                "url": pulls,
+                "html_url": html,
+                "diff_url": f"{html}.diff",
+                "patch_url": f"{html}.patch",
+                "merged_at": None,
+            }
+            body["draft"] = issue.pull.draft
+        return body
+
+    def issue_html_url(self, repo: Repo, issue: Issue) -> str:
+        kind = "issues" if issue.pull is None else "pull"
+        return f"{self.web}/{repo.full_name}/{kind}/{issue.number}"
+
+    def comment(self, repo: Repo, comment: Comment) -> JSON:
+        api = f"{self.api}/repos/{repo.full_name}/issues/comments/{comment.id}"
+        issue = repo.issues[comment.issue_number]
+        return {
+            "id": comment.id,
+            "node_id": node_id("IssueComment", comment.id),
+            "url": api,
+            "html_url": f"{self.issue_html_url(repo, issue)}#issuecomment-{comment.id}",
+            "issue_url": f"{self.api}/repos/{repo.full_name}/issues/{comment.issue_number}",
+            "body": comment.body,
+            "user": self.user(comment.user),
+            "created_at": timestamp(comment.created_at),
+            "updated_at": timestamp(comment.updated_at),
+            "author_association": association(repo, comment.user),
+            "reactions": self.reactions_summary(api, comment.reactions),
+        }
+
+    def reaction(self, reaction: Reaction) -> JSON:
+        return {
+            "id": reaction.id,
+            "node_id": node_id("Reaction", reaction.id),
+            "user": self.user(reaction.user),
+            "content": reaction.content,
+            "created_at": timestamp(reaction.created_at),
+        }
+
+    def pull_simple(self, repo: Repo, issue: Issue, head_sha: str, base_sha: str) -> JSON:
+        """The `pull-request-simple` shape (lists, review requests)."""
+        pull = issue.pull
+        assert pull is not None
+        api = f"{self.api}/repos/{repo.full_name}/pulls/{issue.number}"
+        issue_api = f"{self.api}/repos/{repo.full_name}/issues/{issue.number}"
+        html = self.issue_html_url(repo, issue)
+        statuses = f"{self.api}/repos/{repo.full_name}/statuses/{head_sha}"
+        return {
+            "url": api,
+            "id": pull.id,
+            "node_id": node_id("PullRequest", pull.id),
+            "html_url": html,
+            "diff_url": f"{html}.diff",
+            "patch_url": f"{html}.patch",
+            "issue_url": issue_api,
+            "commits_url": f"{api}/commits",
+            "review_comments_url": f"{api}/comments",
+            "review_comment_url": f"{self.api}/repos/{repo.full_name}/pulls/comments{{/number}}",
+            "comments_url": f"{issue_api}/comments",
+            "statuses_url": statuses,
+            "number": issue.number,
+            "state": issue.state,
+            "locked": False,
+            "title": issue.title,
+            "user": self.user(issue.user),
+            "body": issue.body,
+            "labels": [self.label(repo, label) for label in issue.labels],
+            "milestone": None,
+            "active_lock_reason": None,
+            "created_at": timestamp(issue.created_at),
+            "updated_at": timestamp(issue.updated_at),
+            "closed_at": timestamp(issue.closed_at),
+            "merged_at": None,
+            "merge_commit_sha": None,
+            "assignee": None,
+            "assignees": [],
+            "requested_reviewers": [self.user(user) for user in pull.requested_reviewers],
+            "requested_teams": [],
+            "head": self.pull_end(repo, pull.head_ref, head_sha),
+            "base": self.pull_end(repo, pull.base_ref, base_sha),
+            "_links": {
+                "self": {"href": api},
+                "html": {"href": html},
+                "issue": {"href": issue_api},
+                "comments": {"href": f"{issue_api}/comments"},
+                "review_comments": {"href": f"{api}/comments"},
+                "review_comment": {
+                    "href": f"{self.api}/repos/{repo.full_name}/pulls/comments{{/number}}"
+                },
+                "commits": {"href": f"{api}/commits"},
+                "statuses": {"href": statuses},
+            },
+            "author_association": association(repo, issue.user),
+            "auto_merge": None,
+            "draft": pull.draft,
+        }
+
+    def pull(self, repo: Repo, issue: Issue, head_sha: str, base_sha: str) -> JSON:
+        """The full `pull-request` shape (GET, POST, PATCH of one pull)."""
+        comments = [c for c in repo.comments.values() if c.issue_number == issue.number]
+        return {
+            **self.pull_simple(repo, issue, head_sha, base_sha),
+            "merged": False,
+            "mergeable": None,
+            "rebaseable": None,
+            "mergeable_state": "unknown",
+            "merged_by": None,
+            "comments": len(comments),
+            "review_comments": 0,
+            "maintainer_can_modify": False,
+            "commits": 1,
+            "additions": 0,
+            "deletions": 0,
+            "changed_files": 0,
+        }
+
+    def pull_end(self, repo: Repo, ref: str, sha: str) -> JSON:
+        return {
+            "label": f"{repo.owner.login}:{ref}",
+            "ref": ref,
+            "sha": sha,
+            "user": self.user(repo.owner),
+            "repo": self.repository(repo),
+        }
+
+    def git_ref(self, repo: Repo, ref: str, sha: str) -> JSON:
+        api = f"{self.api}/repos/{repo.full_name}/git"
+        return {
+            "ref": ref,
+            "node_id": node_id("Ref", repo.id),
+            "url": f"{api}/{ref}",
+            "object": {"type": "commit", "sha": sha, "url": f"{api}/commits/{sha}"},
+        }
+
+    def branch(self, repo: Repo, name: str, commit: CommitInfo) -> JSON:
+        api = f"{self.api}/repos/{repo.full_name}"
+        return {
+            "name": name,
+            "commit": self.commit(repo, commit),
+            "_links": {
+                "self": f"{api}/branches/{name}",
+                "html": f"{self.web}/{repo.full_name}/tree/{name}",
+            },
+            "protected": False,
+            "protection": {"enabled": False},
+            "protection_url": f"{api}/branches/{name}/protection",
+        }
+
+    def commit(self, repo: Repo, commit: CommitInfo) -> JSON:
+        api = f"{self.api}/repos/{repo.full_name}"
+        return {
+            "sha": commit.sha,
+            "node_id": node_id("Commit", repo.id),
+            "url": f"{api}/commits/{commit.sha}",
+            "html_url": f"{self.web}/{repo.full_name}/commit/{commit.sha}",
+            "comments_url": f"{api}/commits/{commit.sha}/comments",
+            "commit": {
+                "url": f"{api}/git/commits/{commit.sha}",
+                "author": {
+                    "name": commit.author_name,
+                    "email": commit.author_email,
+                    "date": commit.author_date,
+                },
+                "committer": {
+                    "name": commit.committer_name,
+                    "email": commit.committer_email,
+                    "date": commit.committer_date,
+                },
+                "message": commit.message,
+                "tree": {"sha": commit.tree, "url": f"{api}/git/trees/{commit.tree}"},
+                "comment_count": 0,
+            },
+            # Commits by no GitHub account: the description's `empty-object` choice.
+            "author": {},
+            "committer": {},
+            "parents": [
+                {"sha": parent, "url": f"{api}/commits/{parent}"} for parent in commit.parents
+            ],
+        }
+
+
+REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "eyes", "rocket")
+"""The reaction contents GitHub accepts; each is also a count in a reactions summary."""
+
+
+def association(repo: Repo, user: User) -> str:
+    if user.login == repo.owner.login:
+        return "OWNER"
+    role = repo.role_of(user.login)
+    return "COLLABORATOR" if role != "none" else "NONE"
