@@ -9,10 +9,13 @@ from __future__ import annotations
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
+from typing import cast
 
 import docker
 import structlog
 from githubkit import GitHub
+from githubkit.rest.paginator import Paginator
+from githubkit.versions.latest.models import IssueComment, PullRequestSimple
 
 from bot.github import GitHubApp
 from bot.jobs import IssueJob
@@ -21,6 +24,7 @@ from sandbox.docker import DockerSandbox
 from sandbox.protocol import ExecResult, Sandbox
 from workers.agent.loop import AgentConfig, AgentResult, run_agent
 from workers.agent.model import ModelClient
+from workers.agent.prompts import read_guidance
 from workers.agent.task import Task
 from workers.git import GitAuth, MirrorCache, checkout, git, resolve
 from workers.pr_body import (
@@ -116,12 +120,6 @@ async def _solve(deps: Deps, job: IssueJob, client: GitHub) -> Published:
     workspace = job_dir / "workspace"
     await checkout(mirror, workspace, base)
     test_command = await _test_command(workspace)
-    task = Task(
-        title=issue.title,
-        body=issue.body or "",
-        test_command=test_command,
-        mode=job.mode,
-    )
     log.info("job.checked_out", base=base, test_command=test_command)
     try:
         sandbox = await DockerSandbox.start(
@@ -131,6 +129,13 @@ async def _solve(deps: Deps, job: IssueJob, client: GitHub) -> Published:
             labels={"qwen-fix.job": job.job_id(), "qwen-fix.worker": deps.worker_id},
         )
         try:
+            task = Task(
+                title=issue.title,
+                body=issue.body or "",
+                guidance=await read_guidance(sandbox),
+                test_command=test_command,
+                mode=job.mode,
+            )
             result = await run_agent(
                 task,
                 sandbox,
@@ -249,8 +254,8 @@ async def _upsert_pull_request(
     draft: bool,
 ) -> tuple[int, str]:
     existing = await client.rest.pulls.async_list(owner, name, head=f"{owner}:{head}", state="open")
-    if existing.parsed_data:
-        pr = existing.parsed_data[0]
+    # githubkit's generated `list` annotation is opaque to mypy; the runtime type is this.
+    for pr in cast(list[PullRequestSimple], existing.parsed_data):
         await client.rest.pulls.async_update(owner, name, pr.number, title=title, body=body)
         return pr.number, pr.html_url
     created = await client.rest.pulls.async_create(
@@ -262,7 +267,7 @@ async def _upsert_pull_request(
 async def _upsert_issue_comment(
     client: GitHub, owner: str, name: str, issue_number: int, body: str
 ) -> None:
-    comments = client.rest.paginate(
+    comments: Paginator[IssueComment] = client.rest.paginate(
         client.rest.issues.async_list_comments,
         owner=owner,
         repo=name,

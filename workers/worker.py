@@ -10,12 +10,12 @@ import docker
 import structlog
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
-from sandbox.reaper import reap_orphans
 
 from bot.github import GitHubApp
 from bot.jobs import SOLVE_ISSUE, IssueJob
 from bot.settings import Settings
 from sandbox.config import SandboxConfig
+from sandbox.reaper import reap_orphans
 from workers.agent.loop import AgentConfig
 from workers.agent.model import ModelClient, ModelConfig
 from workers.git import MirrorCache
@@ -52,7 +52,7 @@ def model_config(settings: Settings) -> ModelConfig:
     return ModelConfig(
         base_url=settings.model_base_url,
         model=settings.model_name,
-        api_key=settings.model_api_key.get_secret_value(),
+        api_key=settings.model_api_key,
         timeout=settings.model_timeout,
     )
 
@@ -93,7 +93,7 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
     async def shutdown(ctx: dict[str, Any]) -> None:
         deps: Deps | None = ctx.get("deps")
         if deps is not None:
-            await deps.model.aclose()
+            await deps.model.close()
             deps.docker.close()
 
     return Worker(

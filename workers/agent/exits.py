@@ -1,0 +1,65 @@
+"""The ways a run ends, carried through the loop as exceptions that hold the status and reason."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+ExitStatus = Literal[
+    "submitted",
+    "step_limit",
+    "token_limit",
+    "cost_limit",
+    "time_limit",
+    "stuck",
+    "model_error",
+    "format_error",
+    "sandbox_error",
+]
+
+
+class AgentExit(Exception):
+    """Ends the run with `status`; `reason` is for humans (PR body, logs)."""
+
+    status: ExitStatus = "model_error"
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class Submitted(AgentExit):
+    """The model confirmed its work with a second `submit`; `reason` is its summary."""
+
+    status = "submitted"
+
+
+class StepLimitReached(AgentExit):
+    status = "step_limit"
+
+
+class TokenLimitReached(AgentExit):
+    status = "token_limit"
+
+
+class CostLimitReached(AgentExit):
+    status = "cost_limit"
+
+
+class TimeLimitReached(AgentExit):
+    status = "time_limit"
+
+
+class Stuck(AgentExit):
+    status = "stuck"
+
+
+class ModelFailed(AgentExit):
+    status = "model_error"
+
+
+class TooManyFormatErrors(AgentExit):
+    status = "format_error"
+
+
+class SandboxFailed(AgentExit):
+    status = "sandbox_error"

@@ -1,0 +1,16 @@
+"""The hook through which a run reports progress (e.g. to a live GitHub comment)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from workers.agent.tools.context import TodoItem
+from workers.agent.trajectory import StepRecord
+
+
+class AgentObserver(Protocol):
+    """Receives a run's progress; implementations must be quick and must not raise."""
+
+    async def plan_changed(self, plan: list[TodoItem]) -> None: ...
+
+    async def step_finished(self, record: StepRecord) -> None: ...

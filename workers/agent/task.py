@@ -1,0 +1,20 @@
+"""What the agent is asked to do: the issue, the repository's guidance and how to test."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+
+@dataclass(frozen=True)
+class Task:
+    """One issue to solve in one repository checkout."""
+
+    title: str
+    body: str
+    guidance: str = ""
+    """Text of the repository's agent guidance files (AGENTS.md, QWEN.md, ...), if any."""
+    test_command: str | None = None
+    """Shell command that runs the repository's tests from its root; None when unknown."""
+    mode: Literal["fix", "plan"] = "fix"
+    """"fix" edits and tests; "plan" only investigates and writes a plan."""

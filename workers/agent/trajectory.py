@@ -1,0 +1,47 @@
+"""The trajectory: one JSON line per event of a run (start, each step, exit), for audit."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from workers.agent.model import Usage
+
+
+@dataclass
+class StepRecord:
+    """Everything one step did: the messages it appended, its calls, observations and costs."""
+
+    step: int
+    messages: list[dict[str, Any]] = field(default_factory=list)
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    observations: list[str] = field(default_factory=list)
+    usage: Usage = field(default_factory=Usage)
+    model_seconds: float = 0.0
+    tool_seconds: float = 0.0
+    note: str | None = None
+
+
+class Trajectory:
+    """Appends JSON lines to `path`; does nothing when `path` is None."""
+
+    def __init__(self, path: Path | None) -> None:
+        self.path = path
+        if path is not None:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text("")
+
+    def write(self, kind: str, **fields: Any) -> None:
+        if self.path is None:
+            return
+        line = {"type": kind, "time": time.time(), **fields}
+        with self.path.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+
+    def write_step(self, record: StepRecord) -> None:
+        fields = asdict(record)
+        fields["usage"]["total_tokens"] = record.usage.total_tokens
+        self.write("step", **fields)
