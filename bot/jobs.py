@@ -11,7 +11,12 @@ from arq.connections import ArqRedis
 from pydantic import BaseModel, Field
 
 SOLVE_ISSUE = "solve_issue"
-"""arq function name of the job that turns an issue into a pull request."""
+"""arq function name of the job that turns an issue into a pull request, a plan or an answer."""
+FOLLOW_UP = "follow_up"
+"""arq function name of the job that changes a qwen-fix pull request as a reviewer asks."""
+
+REVIEW_SETTLE_SECONDS = 3.0
+"""A review's comments arrive as separate deliveries; its job waits this long to gather them."""
 
 
 class IssueJob(BaseModel):
@@ -22,14 +27,52 @@ class IssueJob(BaseModel):
     issue_number: int
     triggered_by: str = Field(description="login of the user whose action started the job")
     delivery_id: str = Field(description="X-GitHub-Delivery of the triggering webhook")
-    mode: Literal["fix", "plan"] = "fix"
+    mode: Literal["fix", "plan", "ask"] = "fix"
+    instruction: str = Field("", description="text after the command, from a comment trigger")
+    comment_id: int | None = Field(None, description="the triggering comment, if any")
 
     def job_id(self) -> str:
         """arq job id: one job per delivery, so a redelivered webhook never runs twice."""
         return f"{SOLVE_ISSUE}:{self.delivery_id}"
 
+    def work_key(self) -> str:
+        return f"{self.repository}#{self.issue_number}"
 
-async def enqueue(queue: ArqRedis, job: IssueJob) -> bool:
+
+class FollowUpJob(BaseModel):
+    """A reviewer's request on one of the app's pull requests."""
+
+    installation_id: int
+    repository: str
+    pull_number: int
+    triggered_by: str
+    delivery_id: str
+    source: Literal["review_comment", "review", "conversation"]
+    instruction: str = ""
+    mode: Literal["fix", "plan", "ask"] = "fix"
+    comment_id: int | None = None
+    review_id: int | None = Field(None, description="all comments of one review share one job")
+
+    def job_id(self) -> str:
+        if self.review_id is not None:
+            return f"{FOLLOW_UP}:{self.repository}#{self.pull_number}:review:{self.review_id}"
+        return f"{FOLLOW_UP}:{self.delivery_id}"
+
+    def work_key(self) -> str:
+        return f"{self.repository}#{self.pull_number}"
+
+
+Job = IssueJob | FollowUpJob
+
+
+def job_name(job: Job) -> str:
+    return SOLVE_ISSUE if isinstance(job, IssueJob) else FOLLOW_UP
+
+
+async def enqueue(queue: ArqRedis, job: Job) -> bool:
     """Queue the job by name; False when a job with its id is already queued or kept."""
-    queued = await queue.enqueue_job(SOLVE_ISSUE, job.model_dump(mode="json"), _job_id=job.job_id())
+    defer = REVIEW_SETTLE_SECONDS if isinstance(job, FollowUpJob) and job.review_id else None
+    queued = await queue.enqueue_job(
+        job_name(job), job.model_dump(mode="json"), _job_id=job.job_id(), _defer_by=defer
+    )
     return queued is not None

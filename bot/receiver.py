@@ -13,13 +13,28 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
+from starlette.background import BackgroundTask
 
+from bot.control import WorkRegistry
 from bot.deliveries import DeliveryLog
 from bot.github import GitHubApp, can_trigger
-from bot.jobs import IssueJob, enqueue
-from bot.routing import Ignore, MalformedPayload, Trigger, route
+from bot.jobs import FollowUpJob, IssueJob, Job, enqueue, job_name
+from bot.routing import (
+    Cancel,
+    Decision,
+    FollowUp,
+    Ignore,
+    MalformedPayload,
+    Rules,
+    StatusRequest,
+    Target,
+    Trigger,
+    needs_write_permission,
+    route,
+)
 from bot.settings import Settings
 from bot.signature import is_valid_signature
+from bot.status import status_reply
 
 log = structlog.get_logger("qwen_fix.receiver")
 
@@ -31,10 +46,11 @@ class Receiver:
     """What a delivery is handled with; built once per process."""
 
     webhook_secret: bytes
-    trigger_label: str
+    rules: Rules
     github: GitHubApp
     queue: ArqRedis
     deliveries: DeliveryLog
+    registry: WorkRegistry
 
     async def handle(self, request: Request) -> JSONResponse:
         body = await request.body()
@@ -55,7 +71,7 @@ class Receiver:
             payload = json.loads(body)
             if not isinstance(payload, dict):
                 raise MalformedPayload("payload is not a JSON object")
-            decision = route(event, payload, trigger_label=self.trigger_label)
+            decision = route(event, payload, self.rules)
         except (ValueError, MalformedPayload) as exc:
             reason = str(exc) if isinstance(exc, MalformedPayload) else "body is not valid JSON"
             log.warning("webhook.malformed", reason=reason)
@@ -66,48 +82,136 @@ class Receiver:
         if not await self.deliveries.claim(delivery_id):
             log.info("webhook.duplicate")
             return _answer(200, "duplicate", "this delivery was already handled")
-        try:
-            return await self._trigger(decision, delivery_id)
-        except Exception:
-            await self.deliveries.release(delivery_id)
-            log.exception("webhook.failed")
-            return _answer(503, "failed", "could not queue the job; GitHub may redeliver")
+        target = decision.target
+        with structlog.contextvars.bound_contextvars(
+            repo=target.repository, number=target.number, sender=target.sender
+        ):
+            try:
+                return await self._act(decision, delivery_id)
+            except Exception:
+                await self.deliveries.release(delivery_id)
+                log.exception("webhook.failed")
+                return _answer(503, "failed", "could not act on the delivery; GitHub may redeliver")
 
-    async def _trigger(self, trigger: Trigger, delivery_id: str) -> JSONResponse:
-        bound = log.bind(repo=trigger.repository, issue=trigger.issue_number, sender=trigger.sender)
-        permission = await self.github.permission(
-            trigger.installation_id, trigger.repository, trigger.sender
-        )
-        if not can_trigger(permission):
-            reason = f"{trigger.sender} has {permission} permission; write is needed"
-            bound.info("webhook.ignored", reason=reason)
-            return _answer(200, "ignored", reason)
-        job = IssueJob(
-            installation_id=trigger.installation_id,
-            repository=trigger.repository,
-            issue_number=trigger.issue_number,
-            triggered_by=trigger.sender,
-            delivery_id=delivery_id,
-            mode=trigger.mode,
-        )
+    async def _act(self, decision: Decision, delivery_id: str) -> JSONResponse:
+        assert not isinstance(decision, Ignore)
+        target = decision.target
+        if needs_write_permission(decision):
+            permission = await self.github.permission(
+                target.installation_id, target.repository, target.sender
+            )
+            if not can_trigger(permission):
+                reason = f"{target.sender} has {permission} permission; write is needed"
+                log.info("webhook.ignored", reason=reason)
+                return _answer(200, "ignored", reason)
+        if isinstance(decision, Cancel):
+            return await self._cancel(decision)
+        if isinstance(decision, StatusRequest):
+            return _answer(200, "status", "posting a status comment", self._post_status(target))
+        job = await self._job_for(decision, delivery_id)
+        return await self._start(job, target)
+
+    async def _job_for(self, decision: Trigger | FollowUp, delivery_id: str) -> Job:
+        target = decision.target
+        common: dict[str, Any] = {
+            "installation_id": target.installation_id,
+            "repository": target.repository,
+            "triggered_by": target.sender,
+            "delivery_id": delivery_id,
+            "comment_id": target.comment_id,
+        }
+        if isinstance(decision, FollowUp):
+            return FollowUpJob(
+                pull_number=target.number,
+                source=decision.source,
+                instruction=decision.instruction,
+                mode=decision.mode,
+                review_id=decision.review_id,
+                **common,
+            )
+        if decision.retry:
+            last = await self.registry.last(f"{target.repository}#{target.number}")
+            if last is not None and last["name"] == "solve_issue":
+                previous = IssueJob.model_validate(last["payload"])
+                common |= {"mode": previous.mode, "instruction": previous.instruction}
+        else:
+            common |= {"mode": decision.mode, "instruction": decision.instruction}
+        return IssueJob(issue_number=target.number, **common)
+
+    async def _start(self, job: Job, target: Target) -> JSONResponse:
         queued = await enqueue(self.queue, job)
-        bound.info("webhook.queued", job_id=job.job_id(), new=queued)
-        return _answer(202, "queued", job.job_id())
+        if not queued:
+            log.info("webhook.joined", job_id=job.job_id())
+            return _answer(202, "queued", job.job_id())
+        name = job_name(job)
+        replaced = await self.registry.start(
+            job.work_key(), job.job_id(), name, job.model_dump(mode="json")
+        )
+        # A new request on an issue supersedes the old run; a pull request's follow-ups queue up.
+        if replaced is not None and isinstance(job, IssueJob):
+            await self.registry.abort(replaced, "superseded by a newer request")
+        log.info("webhook.queued", job_id=job.job_id(), replaced=replaced)
+        return _answer(202, "queued", job.job_id(), self._acknowledge(target))
+
+    async def _cancel(self, cancel: Cancel) -> JSONResponse:
+        key = f"{cancel.target.repository}#{cancel.target.number}"
+        job_id = await self.registry.cancel(key, cancel.reason)
+        log.info("webhook.cancelled", job_id=job_id, reason=cancel.reason)
+        detail = f"stopping {job_id}" if job_id else "nothing was running"
+        background = self._acknowledge(cancel.target) if cancel.target.comment_id else None
+        return _answer(200, "cancelled", detail, background)
+
+    def _acknowledge(self, target: Target) -> BackgroundTask:
+        return BackgroundTask(self._react, target)
+
+    async def _react(self, target: Target) -> None:
+        """👀 on the comment or issue that asked; after the answer, so GitHub never waits on it."""
+        owner, name = target.repository.split("/", 1)
+        try:
+            client = await self.github.installation(target.installation_id)
+            if target.comment_id is not None:
+                await client.rest.reactions.async_create_for_issue_comment(
+                    owner, name, target.comment_id, content="eyes"
+                )
+            else:
+                await client.rest.reactions.async_create_for_issue(
+                    owner, name, target.number, content="eyes"
+                )
+        except Exception:
+            log.exception("webhook.reaction_failed")
+
+    def _post_status(self, target: Target) -> BackgroundTask:
+        async def post() -> None:
+            key = f"{target.repository}#{target.number}"
+            body = status_reply(
+                target.number, await self.registry.active(key), await self.registry.status(key)
+            )
+            owner, name = target.repository.split("/", 1)
+            try:
+                client = await self.github.installation(target.installation_id)
+                await client.rest.issues.async_create_comment(owner, name, target.number, body=body)
+            except Exception:
+                log.exception("webhook.status_failed")
+
+        return BackgroundTask(post)
 
 
-def _answer(status: int, outcome: str, detail: str) -> JSONResponse:
+def _answer(
+    status: int, outcome: str, detail: str, background: BackgroundTask | None = None
+) -> JSONResponse:
     content: dict[str, Any] = {"status": outcome, "detail": detail}
-    return JSONResponse(content, status_code=status)
+    return JSONResponse(content, status_code=status, background=background)
 
 
 async def build_receiver(settings: Settings) -> Receiver:
     queue = await create_pool(RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1"))
     return Receiver(
         webhook_secret=settings.webhook_secret.get_secret_value().encode(),
-        trigger_label=settings.trigger_label,
+        rules=settings.routing_rules(),
         github=GitHubApp(settings.app_id, settings.private_key_pem(), settings.github_api_url),
         queue=queue,
         deliveries=DeliveryLog(queue),
+        registry=WorkRegistry(queue),
     )
 
 
@@ -134,8 +238,8 @@ def create_app(settings: Settings | None = None, *, receiver: Receiver | None = 
 
     @app.post(WEBHOOK_PATH)
     async def webhook(request: Request) -> JSONResponse:
-        receiver: Receiver = request.app.state.receiver
-        return await receiver.handle(request)
+        handler: Receiver = request.app.state.receiver
+        return await handler.handle(request)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

@@ -8,20 +8,76 @@ from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
+from bot.commands import Command, mentions, parse_command, parse_mention
+
+Mode = Literal["fix", "plan", "ask"]
+
 
 class MalformedPayload(ValueError):
     """The payload lacks a field the event must have; the receiver answers 400."""
 
 
 @dataclass(frozen=True, slots=True)
-class Trigger:
-    """Start work on an issue, once the sender's permission is confirmed."""
+class Rules:
+    """What routing needs to know of this installation of the app."""
+
+    trigger_label: str = "qwen-fix"
+    names: tuple[str, ...] = ("qwen-fix",)
+    """Names the app answers to: `/name …` or `@name …` (the command name and the app's slug)."""
+    branch_prefix: str = "qwen-fix/"
+    """Pull requests whose head branch starts with this are the app's own."""
+
+
+@dataclass(frozen=True, slots=True)
+class Target:
+    """An issue or pull request the app was asked about, and who asked."""
 
     installation_id: int
     repository: str
-    issue_number: int
+    number: int
     sender: str
-    mode: Literal["fix", "plan"] = "fix"
+    comment_id: int | None = None
+    """The comment that asked, to react to and reply under; None for a label."""
+
+
+@dataclass(frozen=True, slots=True)
+class Trigger:
+    """Start work on an issue (superseding any running work on it)."""
+
+    target: Target
+    mode: Mode = "fix"
+    instruction: str = ""
+    retry: bool = False
+    """Run the last job on this issue again, as it was."""
+
+
+@dataclass(frozen=True, slots=True)
+class FollowUp:
+    """Change the app's pull request as a reviewer asks."""
+
+    target: Target
+    source: Literal["review_comment", "review", "conversation"]
+    instruction: str
+    mode: Mode = "fix"
+    review_id: int | None = None
+    """Comments of one review share this, so they become one job."""
+
+
+@dataclass(frozen=True, slots=True)
+class Cancel:
+    """Stop any running work on the issue or pull request."""
+
+    target: Target
+    reason: str
+    needs_permission: bool = False
+    """A `stop` command needs write access; closing or unlabelling already did."""
+
+
+@dataclass(frozen=True, slots=True)
+class StatusRequest:
+    """Say in a comment what the app is doing on this issue or pull request."""
+
+    target: Target
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,7 +87,17 @@ class Ignore:
     reason: str
 
 
-Decision = Trigger | Ignore
+Decision = Trigger | FollowUp | Cancel | StatusRequest | Ignore
+Gated = Trigger | FollowUp | StatusRequest
+
+
+def needs_write_permission(decision: Decision) -> bool:
+    if isinstance(decision, Cancel):
+        return decision.needs_permission
+    return isinstance(decision, Trigger | FollowUp | StatusRequest)
+
+
+# --- payload shapes: only the fields routing reads ----------------------------------------------
 
 
 class _Named(BaseModel):
@@ -54,27 +120,80 @@ class _Repository(BaseModel):
 class _Issue(BaseModel):
     number: int
     state: str = "open"
+    pull_request: dict[str, Any] | None = None
 
 
-class _IssuesLabeled(BaseModel):
-    issue: _Issue
-    label: _Named
+class _Comment(BaseModel):
+    id: int
+    body: str | None = None
+    user: _Account
+
+
+class _ReviewComment(_Comment):
+    pull_request_review_id: int | None = None
+
+
+class _Review(BaseModel):
+    id: int
+    body: str | None = None
+    user: _Account
+
+
+class _Ref(BaseModel):
+    ref: str
+
+
+class _Pull(BaseModel):
+    number: int
+    state: str = "open"
+    head: _Ref
+
+
+class _Event(BaseModel):
     repository: _Repository
     sender: _Account
     installation: _Installation | None = None
 
 
-def route(event: str, payload: Mapping[str, Any], *, trigger_label: str) -> Decision:
+class _IssueLabel(_Event):
+    issue: _Issue
+    label: _Named
+
+
+class _IssueEvent(_Event):
+    issue: _Issue
+
+
+class _IssueComment(_Event):
+    issue: _Issue
+    comment: _Comment
+
+
+class _PullEvent(_Event):
+    pull_request: _Pull
+
+
+class _PullReviewComment(_Event):
+    pull_request: _Pull
+    comment: _ReviewComment
+
+
+class _PullReview(_Event):
+    pull_request: _Pull
+    review: _Review
+
+
+M = TypeVar("M", bound=_Event)
+
+
+def route(event: str, payload: Mapping[str, Any], rules: Rules) -> Decision:
     """Decide what one delivery asks for. Raises MalformedPayload for a payload missing fields."""
     action = payload.get("action")
     handler = _HANDLERS.get((event, action if isinstance(action, str) else None))
     if handler is None:
         name = f"{event}.{action}" if action else event
         return Ignore(f"{name} is not an event qwen-fix acts on")
-    return handler(payload, trigger_label)
-
-
-M = TypeVar("M", bound=BaseModel)
+    return handler(payload, rules)
 
 
 def _parse(model: type[M], payload: Mapping[str, Any]) -> M:
@@ -85,24 +204,160 @@ def _parse(model: type[M], payload: Mapping[str, Any]) -> M:
         raise MalformedPayload(f"payload is missing or has invalid fields: {fields}") from None
 
 
-def _issues_labeled(payload: Mapping[str, Any], trigger_label: str) -> Decision:
-    event = _parse(_IssuesLabeled, payload)
-    if event.label.name.casefold() != trigger_label.casefold():
-        return Ignore(f"label {event.label.name!r} is not the trigger label {trigger_label!r}")
-    if event.sender.type == "Bot":
-        return Ignore(f"sender {event.sender.login} is a bot")
-    if event.issue.state != "open":
-        return Ignore(f"issue #{event.issue.number} is {event.issue.state}")
+def _target(event: _Event, number: int, comment_id: int | None = None) -> Target | Ignore:
     if event.installation is None:
         return Ignore("delivery carries no installation: not sent to a GitHub App")
-    return Trigger(
+    return Target(
         installation_id=event.installation.id,
         repository=event.repository.full_name,
-        issue_number=event.issue.number,
+        number=number,
         sender=event.sender.login,
+        comment_id=comment_id,
     )
 
 
-_HANDLERS: dict[tuple[str, str | None], Callable[[Mapping[str, Any], str], Decision]] = {
+def _is_trigger_label(label: str, rules: Rules) -> bool:
+    return label.casefold() == rules.trigger_label.casefold()
+
+
+def _issues_labeled(payload: Mapping[str, Any], rules: Rules) -> Decision:
+    event = _parse(_IssueLabel, payload)
+    if not _is_trigger_label(event.label.name, rules):
+        return Ignore(
+            f"label {event.label.name!r} is not the trigger label {rules.trigger_label!r}"
+        )
+    if event.sender.type == "Bot":
+        return Ignore(f"sender {event.sender.login} is a bot")
+    if event.issue.pull_request is not None:
+        return Ignore("the label is on a pull request; label an issue instead")
+    if event.issue.state != "open":
+        return Ignore(f"issue #{event.issue.number} is {event.issue.state}")
+    target = _target(event, event.issue.number)
+    return target if isinstance(target, Ignore) else Trigger(target)
+
+
+def _issues_unlabeled(payload: Mapping[str, Any], rules: Rules) -> Decision:
+    event = _parse(_IssueLabel, payload)
+    if not _is_trigger_label(event.label.name, rules):
+        return Ignore(f"label {event.label.name!r} is not the trigger label")
+    target = _target(event, event.issue.number)
+    return target if isinstance(target, Ignore) else Cancel(target, "the label was removed")
+
+
+def _issues_closed(payload: Mapping[str, Any], rules: Rules) -> Decision:
+    event = _parse(_IssueEvent, payload)
+    target = _target(event, event.issue.number)
+    return target if isinstance(target, Ignore) else Cancel(target, "the issue was closed")
+
+
+def _pull_request_closed(payload: Mapping[str, Any], rules: Rules) -> Decision:
+    event = _parse(_PullEvent, payload)
+    if not event.pull_request.head.ref.startswith(rules.branch_prefix):
+        return Ignore("not a qwen-fix pull request")
+    target = _target(event, event.pull_request.number)
+    return target if isinstance(target, Ignore) else Cancel(target, "the pull request was closed")
+
+
+def _issue_comment_created(payload: Mapping[str, Any], rules: Rules) -> Decision:
+    event = _parse(_IssueComment, payload)
+    if event.comment.user.type == "Bot":
+        return Ignore(f"comment by bot {event.comment.user.login}")
+    body = event.comment.body or ""
+    command = _first_command(body, rules)
+    on_pull = event.issue.pull_request is not None
+    if command is None and on_pull and any(mentions(body, name) for name in rules.names):
+        command = parse_mention(body, _mentioned_name(body, rules))
+    if command is None:
+        return Ignore("the comment does not address qwen-fix")
+    target = _target(event, event.issue.number, event.comment.id)
+    if isinstance(target, Ignore):
+        return target
+    return _comment_decision(command, target, on_pull, event.issue.state)
+
+
+def _comment_decision(command: Command, target: Target, on_pull: bool, state: str) -> Decision:
+    if command.verb == "stop":
+        return Cancel(target, f"{target.sender} asked to stop", needs_permission=True)
+    if command.verb == "status":
+        return StatusRequest(target)
+    if state != "open":
+        return Ignore(f"#{target.number} is {state}")
+    if on_pull:
+        mode: Mode = "fix" if command.verb == "retry" else command.verb
+        return FollowUp(target, "conversation", command.text, mode=mode)
+    if command.verb == "retry":
+        return Trigger(target, retry=True)
+    return Trigger(target, mode=command.verb, instruction=command.text)
+
+
+def _review_comment_created(payload: Mapping[str, Any], rules: Rules) -> Decision:
+    event = _parse(_PullReviewComment, payload)
+    comment = event.comment
+    if comment.user.type == "Bot":
+        return Ignore(f"comment by bot {comment.user.login}")
+    return _follow_up(
+        event,
+        rules,
+        comment.body or "",
+        "review_comment",
+        comment.id,
+        comment.pull_request_review_id,
+    )
+
+
+def _review_submitted(payload: Mapping[str, Any], rules: Rules) -> Decision:
+    event = _parse(_PullReview, payload)
+    review = event.review
+    if review.user.type == "Bot":
+        return Ignore(f"review by bot {review.user.login}")
+    return _follow_up(event, rules, review.body or "", "review", None, review.id)
+
+
+def _follow_up(
+    event: _PullReviewComment | _PullReview,
+    rules: Rules,
+    body: str,
+    source: Literal["review_comment", "review"],
+    comment_id: int | None,
+    review_id: int | None,
+) -> Decision:
+    if not any(mentions(body, name) for name in rules.names):
+        return Ignore("the comment does not mention qwen-fix")
+    pull = event.pull_request
+    if not pull.head.ref.startswith(rules.branch_prefix):
+        return Ignore("not a qwen-fix pull request")
+    if pull.state != "open":
+        return Ignore(f"pull request #{pull.number} is {pull.state}")
+    target = _target(event, pull.number, comment_id)
+    if isinstance(target, Ignore):
+        return target
+    command = parse_mention(body, _mentioned_name(body, rules))
+    if command.verb == "stop":
+        return Cancel(target, f"{target.sender} asked to stop", needs_permission=True)
+    if command.verb == "status":
+        return StatusRequest(target)
+    mode: Mode = "fix" if command.verb == "retry" else command.verb
+    return FollowUp(target, source, command.text, mode=mode, review_id=review_id)
+
+
+def _first_command(body: str, rules: Rules) -> Command | None:
+    for name in rules.names:
+        command = parse_command(body, name)
+        if command is not None:
+            return command
+    return None
+
+
+def _mentioned_name(body: str, rules: Rules) -> str:
+    return next(name for name in rules.names if mentions(body, name) or parse_command(body, name))
+
+
+_HANDLERS: dict[tuple[str, str | None], Callable[[Mapping[str, Any], Rules], Decision]] = {
     ("issues", "labeled"): _issues_labeled,
+    ("issues", "unlabeled"): _issues_unlabeled,
+    ("issues", "closed"): _issues_closed,
+    ("pull_request", "closed"): _pull_request_closed,
+    ("issue_comment", "created"): _issue_comment_created,
+    ("pull_request_review_comment", "created"): _review_comment_created,
+    ("pull_request_review", "submitted"): _review_submitted,
 }

@@ -8,6 +8,8 @@ from typing import Annotated
 from pydantic import Field, SecretStr, ValidationError, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.routing import Rules
+
 
 class SettingsError(Exception):
     """A setting is missing or invalid; the message names the variable."""
@@ -39,6 +41,10 @@ class Settings(BaseSettings):
     model_timeout: Annotated[float, Field(gt=0)] = 600.0
 
     trigger_label: str = Field("qwen-fix", description="Label that starts a job on an issue.")
+    command_name: str = Field(
+        "qwen-fix", description="Name of `/NAME …` and `@NAME …` commands in comments."
+    )
+    branch_prefix: str = Field("qwen-fix/", description="Prefix of the branches the app pushes.")
     web_host: str = "0.0.0.0"
     web_port: Annotated[int, Field(ge=1, le=65535)] = 3000
     data_dir: Path = Field(
@@ -65,6 +71,13 @@ class Settings(BaseSettings):
         if self.private_key is None and path is not None and not path.is_file():
             raise ValueError(f"PRIVATE_KEY_PATH: no file at {path}")
         return self
+
+    def routing_rules(self) -> Rules:
+        return Rules(
+            trigger_label=self.trigger_label,
+            names=(self.command_name,),
+            branch_prefix=self.branch_prefix,
+        )
 
     def private_key_pem(self) -> str:
         if self.private_key is not None:

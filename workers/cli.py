@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import os
 import shutil
 import signal
@@ -11,8 +12,10 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from bot.log import configure_logging
+from bot.manifest import CreatedApp
 from bot.settings import Settings, SettingsError, load_settings
 
 REDIS_INSTALL_HINT = (
@@ -22,6 +25,13 @@ REDIS_INSTALL_HINT = (
 DOCKER_HINT = (
     "no Docker engine answers ({error}). Start one (`systemctl start docker`, or "
     "`dockerd >/var/log/dockerd.log 2>&1 &`) or point DOCKER_HOST at one"
+)
+
+
+FIRST_RUN_HINT = (
+    "No GitHub App is configured. Register one with "
+    "`qwen-fix app create --webhook-url https://YOUR-HOST/webhooks/github` "
+    "(it writes .env), or set APP_ID, PRIVATE_KEY and WEBHOOK_SECRET."
 )
 
 
@@ -53,7 +63,124 @@ def _parser() -> argparse.ArgumentParser:
     worker = sub.add_parser("worker", help="run a worker that takes jobs from Redis")
     worker.add_argument("--max-jobs", type=int, default=4, help="jobs run at once (default 4)")
     worker.set_defaults(run=_worker)
+    _solve_parser(sub)
+    _eval_parser(sub)
+    _app_parser(sub)
     return parser
+
+
+def _app_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    app = sub.add_parser("app", help="register the GitHub App")
+    app_sub = app.add_subparsers(required=True, metavar="ACTION")
+    create = app_sub.add_parser(
+        "create", help="register a new GitHub App through GitHub's manifest flow; writes .env"
+    )
+    create.add_argument("--webhook-url", required=True, help="public URL GitHub posts webhooks to")
+    create.add_argument("--github-url", default="https://github.com", help="GitHub or GHES root")
+    create.add_argument("--org", help="register the app under this organization")
+    create.add_argument("--name", help="app name (default from app.yml)")
+    create.add_argument("--port", type=int, default=3000, help="local port of the flow's page")
+    create.set_defaults(run=_app_create)
+
+
+def _app_create(args: argparse.Namespace) -> int:
+    created = asyncio.run(
+        _manifest_flow(args.webhook_url, args.github_url, args.org, args.name, args.port)
+    )
+    print(f"qwen-fix: wrote .env for app {created.slug}; install it: {created.install_url}")
+    return 0
+
+
+async def _manifest_flow(
+    webhook_url: str, github_url: str, org: str | None, name: str | None, port: int
+) -> CreatedApp:
+    from bot.manifest import ManifestFlowError, run_manifest_flow
+
+    try:
+        return await run_manifest_flow(
+            webhook_url=webhook_url,
+            github_url=github_url,
+            org=org,
+            name=name,
+            port=port,
+            on_ready=lambda url: print(
+                f"qwen-fix: open {url} to register the app", file=sys.stderr
+            ),
+        )
+    except ManifestFlowError as exc:
+        raise CliError(str(exc)) from None
+
+
+def _settings_or_first_run() -> Settings:
+    """The settings; on a first run with no app configured, the manifest flow makes one."""
+    try:
+        return load_settings()
+    except SettingsError as exc:
+        unconfigured = "APP_ID is required" in str(exc) and not Path(".env").exists()
+        if not (unconfigured and sys.stdin.isatty()):
+            if unconfigured:
+                raise CliError(f"{exc}\n{FIRST_RUN_HINT}") from None
+            raise
+    print("qwen-fix: no GitHub App is configured yet; let's register one.", file=sys.stderr)
+    webhook_url = input("Public URL GitHub should send webhooks to: ").strip()
+    org = input("Organization to register it under (empty for your account): ").strip() or None
+    asyncio.run(_manifest_flow(webhook_url, "https://github.com", org, None, 3000))
+    return load_settings()
+
+
+def _model_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model-url", help="OpenAI-compatible /v1 root (env MODEL_BASE_URL)")
+    parser.add_argument("--model", help="served model name (env MODEL_NAME)")
+    parser.add_argument("--image", help="sandbox image (env SANDBOX_IMAGE; default: build it)")
+    parser.add_argument("--max-steps", type=int, default=100, help="model calls (default 100)")
+
+
+def _solve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    solve = sub.add_parser(
+        "solve",
+        help="fix an issue in a local repository; prints the patch (the repository is untouched)",
+    )
+    solve.add_argument("path", type=Path, help="root of a git repository")
+    issue = solve.add_mutually_exclusive_group(required=True)
+    issue.add_argument("--issue", help="the issue: first line title, the rest body")
+    issue.add_argument("--issue-file", type=Path, help="file holding the issue text")
+    solve.add_argument("--test", help="test command (default: detected from the files)")
+    _model_flags(solve)
+    solve.add_argument("--trajectory", type=Path, help="write the run's JSON lines here")
+    solve.add_argument("--plan-only", action="store_true", help="investigate and plan, no edits")
+    solve.add_argument("--patch-out", type=Path, help="write the patch here instead of stdout")
+    solve.add_argument("--apply", action="store_true", help="git apply the patch to PATH")
+    solve.set_defaults(run=_solve)
+
+
+def _eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    evaluate = sub.add_parser("eval", help="run and judge SWE-bench-format instances")
+    evaluate.add_argument("instances", type=Path, help="JSONL file of instances")
+    evaluate.add_argument("--workers", type=int, default=2, help="instances at once (default 2)")
+    evaluate.add_argument("--out-dir", type=Path, default=Path("qwen-fix-eval"))
+    _model_flags(evaluate)
+    evaluate.set_defaults(run=_eval)
+
+
+def _solve(args: argparse.Namespace) -> int:
+    from workers.git import GitError
+    from workers.solve import SolveError, solve_from_args
+
+    _check_docker()
+    try:
+        return asyncio.run(solve_from_args(args, sys.stdout, sys.stderr))
+    except (SolveError, GitError, OSError) as exc:
+        raise CliError(str(exc)) from None
+
+
+def _eval(args: argparse.Namespace) -> int:
+    from workers.eval import eval_from_args
+
+    _check_docker()
+    try:
+        return asyncio.run(eval_from_args(args, sys.stdout))
+    except (ValueError, OSError) as exc:
+        raise CliError(str(exc)) from None
 
 
 def _web(args: argparse.Namespace) -> int:
@@ -85,7 +212,7 @@ def _worker(args: argparse.Namespace) -> int:
 
 def _up(args: argparse.Namespace) -> int:
     """Receiver + worker as two child processes, with a local Redis when none is configured."""
-    settings = load_settings()
+    settings = _settings_or_first_run()
     _check_docker()
     env = dict(os.environ)
     redis = None

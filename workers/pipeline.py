@@ -1,44 +1,50 @@
-"""The pipeline of one job: checkout → sandbox → agent → verify → publish.
+"""The pipeline of one issue job: config → checkout → sandbox → agent → verify → publish.
 
-Every GitHub side effect finds what an earlier run of the same job made before making anything,
-because arq runs a job at least once.
+The tracking comment on the issue shows each stage, the agent's live to-do list, and at the end
+the pull request, the plan, the answer, or the exact reason it stopped and how to retry.
 """
 
 from __future__ import annotations
 
-import shutil
-from dataclasses import dataclass
+import asyncio
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import cast
+from typing import Any
 
 import docker
 import structlog
 from githubkit import GitHub
-from githubkit.rest.paginator import Paginator
-from githubkit.versions.latest.models import IssueComment, PullRequestSimple
 
+from bot.control import WorkRegistry
 from bot.github import GitHubApp
-from bot.jobs import IssueJob
+from bot.jobs import FollowUpJob, IssueJob
+from bot.repo_config import RepoConfig, RepoConfigError, parse_repo_config
 from sandbox.config import SandboxConfig
 from sandbox.docker import DockerSandbox
-from sandbox.protocol import ExecResult, Sandbox
+from sandbox.protocol import Sandbox
 from workers.agent.loop import AgentConfig, AgentResult, run_agent
 from workers.agent.model import ModelClient
 from workers.agent.prompts import read_guidance
 from workers.agent.task import Task
-from workers.git import GitAuth, MirrorCache, checkout, git, resolve
+from workers.git import MirrorCache
 from workers.pr_body import (
-    ISSUE_COMMENT_MARKER,
     PlanItem,
     PullRequestContent,
     RunStats,
     Verification,
-    issue_comment_failed,
-    issue_comment_opened,
     pull_request_body,
     pull_request_title,
 )
-from workers.test_command import detect_test_command
+from workers.publish import commit_patch, post_check_run, push, request_review, upsert_pull_request
+from workers.tracking import Progress, TrackingComment, plan_markdown
+from workers.workspace import (
+    REPO_CONFIG_PATH,
+    Checkout,
+    clean_up,
+    guess_test_command,
+    prepare,
+    read_at_base,
+)
 
 log = structlog.get_logger("qwen_fix.pipeline")
 
@@ -48,12 +54,11 @@ class PipelineConfig:
     """The narrow slice of the settings a job needs."""
 
     data_dir: Path
-    trigger_label: str
+    command_name: str
     model_name: str
     agent: AgentConfig
     sandbox: SandboxConfig
     test_timeout: float
-    branch_prefix: str = "qwen-fix/issue-"
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,108 +69,198 @@ class Deps:
     docker: docker.DockerClient
     model: ModelClient
     mirrors: MirrorCache
+    registry: WorkRegistry
     config: PipelineConfig
     worker_id: str
 
 
 @dataclass(frozen=True, slots=True)
-class _Target:
-    """Where the change goes: the remote, its default branch, the base commit, our mirror."""
+class Outcome:
+    """What a job left on GitHub."""
 
-    clone_url: str
-    default_branch: str
-    base: str
-    mirror: Path
-    auth: GitAuth
-
-
-@dataclass(frozen=True, slots=True)
-class Published:
-    branch: str
-    pr_number: int
-    pr_url: str
-    draft: bool
+    state: str
+    pr_number: int | None = None
+    pr_url: str | None = None
+    draft: bool = False
+    branch: str | None = None
+    commit: str | None = None
 
 
 class JobFailed(Exception):
-    """The job ended without a pull request; the message is shown on the issue."""
+    """The job ended without its result; the message is shown on GitHub as the reason."""
 
 
-async def solve_issue(deps: Deps, job: IssueJob) -> Published:
-    """Turn one issue into one pull request, or explain on the issue why not."""
-    owner, name = job.repository.split("/", 1)
-    client = await deps.github.installation(job.installation_id)
+@dataclass
+class Run:
+    """What the agent stage produced inside the sandbox."""
+
+    result: AgentResult
+    verification: Verification | None
+    patch: str
+    test_command: str | None
+    config: RepoConfig = field(default_factory=RepoConfig)
+
+
+HEADLINES = {"fix": "Working on a fix", "plan": "Working on a plan", "ask": "Looking into it"}
+
+
+async def run_tracked(
+    deps: Deps,
+    job: IssueJob | FollowUpJob,
+    tracking: TrackingComment,
+    work: Any,
+) -> Outcome:
+    """Run `work` with the tracking comment kept true on success, failure and cancellation."""
+    retry = f"To try again, comment `/{deps.config.command_name} retry`."
     try:
-        return await _solve(deps, job, client)
-    except JobFailed as exc:
-        await _upsert_issue_comment(
-            client,
-            owner,
-            name,
-            job.issue_number,
-            issue_comment_failed(str(exc), deps.config.trigger_label),
-        )
+        outcome: Outcome = await work
+        return outcome
+    except asyncio.CancelledError:
+        reason = await deps.registry.abort_reason(job.job_id()) or "the job was cancelled"
+        await tracking.finish("stopped", f"Stopped: {reason}", retry)
+        log.info("job.stopped", reason=reason)
         raise
-
-
-async def _solve(deps: Deps, job: IssueJob, client: GitHub) -> Published:
-    owner, name = job.repository.split("/", 1)
-    repo = (await client.rest.repos.async_get(owner, name)).parsed_data
-    issue = (await client.rest.issues.async_get(owner, name, job.issue_number)).parsed_data
-    auth = GitAuth(await deps.github.installation_token(job.installation_id))
-    mirror = await deps.mirrors.update(repo.clone_url, auth)
-    base = await resolve(mirror, f"refs/heads/{repo.default_branch}")
-    job_dir = deps.config.data_dir / "jobs" / job.job_id().replace(":", "-")
-    shutil.rmtree(job_dir, ignore_errors=True)
-    workspace = job_dir / "workspace"
-    await checkout(mirror, workspace, base)
-    test_command = await _test_command(workspace)
-    log.info("job.checked_out", base=base, test_command=test_command)
-    try:
-        sandbox = await DockerSandbox.start(
-            deps.docker,
-            deps.config.sandbox,
-            workspace,
-            labels={"qwen-fix.job": job.job_id(), "qwen-fix.worker": deps.worker_id},
-        )
-        try:
-            task = Task(
-                title=issue.title,
-                body=issue.body or "",
-                guidance=await read_guidance(sandbox),
-                test_command=test_command,
-                mode=job.mode,
-            )
-            result = await run_agent(
-                task,
-                sandbox,
-                deps.model,
-                deps.config.agent,
-                trajectory=deps.config.data_dir / "trajectories" / f"{job_dir.name}.jsonl",
-            )
-            log.info("job.agent_done", exit_status=result.exit_status, steps=result.steps)
-            tests = await _verify(sandbox, test_command, deps.config.test_timeout)
-            patch = await sandbox.diff()
-        finally:
-            await sandbox.close()
-        if not patch.strip():
-            raise JobFailed(f"the agent made no change ({result.exit_status}: {result.reason}).")
-        target = _Target(repo.clone_url, repo.default_branch, base, mirror, auth)
-        return await _publish(deps, job, client, issue.title, target, patch, result, tests, job_dir)
+    except JobFailed as exc:
+        await tracking.finish("failed", "Could not finish", f"{exc}\n\n{retry}")
+        log.info("job.failed", reason=str(exc))
+        raise
+    except Exception as exc:
+        detail = f"An internal error stopped the job: `{type(exc).__name__}: {exc}`"[:2000]
+        await tracking.finish("failed", "Could not finish", f"{detail}\n\n{retry}")
+        raise
     finally:
-        shutil.rmtree(job_dir, ignore_errors=True)
+        await deps.registry.finish(job.work_key(), job.job_id())
 
 
-async def _test_command(workspace: Path) -> str | None:
-    # The sandbox has not started, so this tree is still exactly the worker's own checkout.
-    files = (await git("ls-files", cwd=workspace)).splitlines()
-    return detect_test_command(files, lambda path: (workspace / path).read_text(errors="replace"))
+async def solve_issue(deps: Deps, job: IssueJob) -> Outcome:
+    """An issue → a pull request (fix), a plan comment (plan) or an answer (ask)."""
+    client = await deps.github.installation(job.installation_id)
+    owner, name = job.repository.split("/", 1)
+    issue = (await client.rest.issues.async_get(owner, name, job.issue_number)).parsed_data
+    tracking = TrackingComment(
+        client,
+        job.repository,
+        job.issue_number,
+        Progress(HEADLINES[job.mode]),
+        registry=deps.registry,
+    )
+    await tracking.open()
+    task = Task(
+        title=issue.title,
+        body=_with_request(issue.body or "", job.triggered_by, job.instruction),
+        mode="fix" if job.mode == "fix" else "plan",
+    )
+    return await run_tracked(deps, job, tracking, _solve(deps, job, client, task, tracking))
 
 
-async def _verify(sandbox: Sandbox, command: str | None, limit: float) -> Verification:
+async def _solve(
+    deps: Deps, job: IssueJob, client: GitHub, task: Task, tracking: TrackingComment
+) -> Outcome:
+    found = await prepare(
+        deps.github,
+        client,
+        deps.mirrors,
+        job.installation_id,
+        job.repository,
+        deps.config.data_dir / "jobs" / safe_name(job.job_id()),
+    )
+    try:
+        run = await run_agent_stage(
+            deps, job.job_id(), found, task, tracking, verify=job.mode == "fix"
+        )
+        if job.mode == "plan":
+            detail = plan_markdown(run.result.plan) + "\n\n" + (run.result.summary or "")
+            await tracking.finish("done", "Plan", detail.strip())
+            return Outcome("planned")
+        if job.mode == "ask":
+            await tracking.finish("done", "Answer", run.result.summary or run.result.reason)
+            return Outcome("answered")
+        if not run.patch.strip():
+            raise JobFailed(
+                f"The agent made no change ({run.result.exit_status}: {run.result.reason})."
+            )
+        return await _open_pull_request(deps, job, client, found, task, run, tracking)
+    finally:
+        clean_up(found)
+
+
+async def run_agent_stage(
+    deps: Deps,
+    job_id: str,
+    found: Checkout,
+    task: Task,
+    tracking: TrackingComment,
+    *,
+    verify: bool,
+) -> Run:
+    """Validate the repository's config, start the sandbox, run the agent and the tests."""
+    config = await load_repo_config(found)
+    test_command = config.test or await guess_test_command(found)
+    sandbox_config = deps.config.sandbox
+    if config.image:
+        sandbox_config = sandbox_config.model_copy(update={"image": config.image})
+    await tracking.update(state="working", headline=tracking.progress.headline)
+    sandbox = await DockerSandbox.start(
+        deps.docker,
+        sandbox_config,
+        found.sandbox_tree,
+        labels={"qwen-fix.job": job_id, "qwen-fix.worker": deps.worker_id},
+    )
+    try:
+        await _setup(sandbox, config)
+        full_task = Task(
+            title=task.title,
+            body=task.body,
+            guidance=_guidance(await read_guidance(sandbox), config),
+            test_command=test_command,
+            mode=task.mode,
+        )
+        result = await run_agent(
+            full_task,
+            sandbox,
+            deps.model,
+            _agent_config(deps.config.agent, config),
+            observer=tracking,
+            trajectory=deps.config.data_dir / "trajectories" / f"{safe_name(job_id)}.jsonl",
+        )
+        log.info("job.agent_done", exit_status=result.exit_status, steps=result.steps)
+        verification = None
+        if verify:
+            await tracking.update(state="testing", headline="Running the tests")
+            verification = await run_tests(sandbox, test_command, deps.config.test_timeout)
+        patch = await sandbox.diff()
+    finally:
+        await sandbox.close()
+    return Run(result, verification, patch, test_command, config)
+
+
+async def load_repo_config(found: Checkout) -> RepoConfig:
+    text = await read_at_base(found, REPO_CONFIG_PATH)
+    if text is None:
+        return RepoConfig()
+    try:
+        return parse_repo_config(text)
+    except RepoConfigError as exc:
+        raise JobFailed(
+            f"The repository's config is invalid, so the run did not start.\n\n{exc}"
+        ) from None
+
+
+async def _setup(sandbox: Sandbox, config: RepoConfig) -> None:
+    if not config.setup:
+        return
+    result = await sandbox.run(config.setup, timeout=900)
+    if not result.ok:
+        raise JobFailed(
+            f"The setup command `{config.setup}` failed (exit {result.exit_code}):\n\n"
+            f"```\n{result.output[-3000:]}\n```"
+        )
+
+
+async def run_tests(sandbox: Sandbox, command: str | None, limit: float) -> Verification:
     if command is None:
         return Verification(command=None, passed=None, log="No test command was found.")
-    result: ExecResult = await sandbox.run(command, timeout=limit)
+    result = await sandbox.run(command, timeout=limit)
     log.info(
         "job.verified", command=command, exit_code=result.exit_code, timed_out=result.timed_out
     )
@@ -173,113 +268,97 @@ async def _verify(sandbox: Sandbox, command: str | None, limit: float) -> Verifi
     return Verification(command=command, passed=result.ok, log=result.output + note)
 
 
-async def _publish(
+async def _open_pull_request(
     deps: Deps,
     job: IssueJob,
     client: GitHub,
-    issue_title: str,
-    target: _Target,
-    patch: str,
-    result: AgentResult,
-    tests: Verification,
-    job_dir: Path,
-) -> Published:
-    owner, name = job.repository.split("/", 1)
-    branch = f"{deps.config.branch_prefix}{job.issue_number}"
-    tree = job_dir / "publish"
-    await checkout(target.mirror, tree, target.base, shared=True)
-    # The patch is untrusted data from the sandbox; git apply refuses paths outside the tree
-    # and inside .git.
-    await git(
-        "apply", "--index", "--binary", "--whitespace=nowarn", "-", cwd=tree, stdin=patch.encode()
+    found: Checkout,
+    task: Task,
+    run: Run,
+    tracking: TrackingComment,
+) -> Outcome:
+    await tracking.update(state="publishing", headline="Opening a pull request")
+    assert run.verification is not None
+    branch = f"{run.config.branch_prefix}issue-{job.issue_number}"
+    title = pull_request_title(job.issue_number, task.title)
+    sha, stat = await commit_patch(
+        found, run.patch, f"{title}\n\nFixes #{job.issue_number}", parent=found.base
     )
-    diff_stat = await git("diff", "--cached", "--stat", cwd=tree)
-    title = pull_request_title(job.issue_number, issue_title)
-    await git("commit", "--quiet", "-m", f"{title}\n\nFixes #{job.issue_number}", cwd=tree)
-    await git(
-        "push",
-        "--force",
-        "--quiet",
-        target.clone_url,
-        f"HEAD:refs/heads/{branch}",
-        cwd=tree,
-        auth=target.auth,
-    )
+    await push(found, branch, force=True)
     body = pull_request_body(
         PullRequestContent(
             issue_number=job.issue_number,
-            issue_title=issue_title,
-            summary=result.summary or "",
-            plan=[PlanItem(item.text, item.done) for item in result.plan],
-            diff_stat=diff_stat,
-            tests=tests,
-            stats=RunStats(
-                model=deps.config.model_name,
-                turns=result.steps,
-                prompt_tokens=result.usage.prompt_tokens,
-                cached_tokens=result.usage.cached_tokens,
-                completion_tokens=result.usage.completion_tokens,
-                seconds=result.elapsed,
-                exit_status=result.exit_status,
-            ),
+            issue_title=task.title,
+            summary=run.result.summary or "",
+            plan=[PlanItem(item.text, item.done) for item in run.result.plan],
+            diff_stat=stat,
+            tests=run.verification,
+            stats=_stats(deps, run.result),
+            command_name=deps.config.command_name,
         )
     )
-    draft = tests.passed is False
-    pr_number, pr_url = await _upsert_pull_request(
+    draft = {"always": True, "never": False}.get(run.config.draft, run.verification.passed is False)
+    number, url = await upsert_pull_request(
         client,
-        owner,
-        name,
+        job.repository,
         head=branch,
-        base=target.default_branch,
+        base=found.default_branch,
         title=title,
         body=body,
         draft=draft,
     )
-    await _upsert_issue_comment(
-        client, owner, name, job.issue_number, issue_comment_opened(pr_url, pr_number, tests)
+    if run.config.reviewers:
+        await request_review(client, job.repository, number, job.triggered_by)
+    await post_check_run(client, job.repository, sha, run.verification)
+    verdict = {
+        True: "the tests pass",
+        False: "the tests fail, so it is a draft",
+        None: "no tests ran",
+    }
+    await tracking.finish(
+        "done", f"Opened #{number}", f"{url}: {verdict[run.verification.passed]}."
     )
-    log.info("job.published", branch=branch, pr=pr_number, draft=draft)
-    return Published(branch=branch, pr_number=pr_number, pr_url=pr_url, draft=draft)
+    log.info("job.published", branch=branch, pr=number, draft=draft)
+    return Outcome("opened", number, url, draft, branch, sha)
 
 
-async def _upsert_pull_request(
-    client: GitHub,
-    owner: str,
-    name: str,
-    *,
-    head: str,
-    base: str,
-    title: str,
-    body: str,
-    draft: bool,
-) -> tuple[int, str]:
-    existing = await client.rest.pulls.async_list(owner, name, head=f"{owner}:{head}", state="open")
-    # githubkit's generated `list` annotation is opaque to mypy; the runtime type is this.
-    for pr in cast(list[PullRequestSimple], existing.parsed_data):
-        await client.rest.pulls.async_update(owner, name, pr.number, title=title, body=body)
-        return pr.number, pr.html_url
-    created = await client.rest.pulls.async_create(
-        owner, name, title=title, body=body, head=head, base=base, draft=draft
+def _stats(deps: Deps, result: AgentResult) -> RunStats:
+    return RunStats(
+        model=deps.config.model_name,
+        turns=result.steps,
+        prompt_tokens=result.usage.prompt_tokens,
+        cached_tokens=result.usage.cached_tokens,
+        completion_tokens=result.usage.completion_tokens,
+        seconds=result.elapsed,
+        exit_status=result.exit_status,
     )
-    return created.parsed_data.number, created.parsed_data.html_url
 
 
-async def _upsert_issue_comment(
-    client: GitHub, owner: str, name: str, issue_number: int, body: str
-) -> None:
-    comments: Paginator[IssueComment] = client.rest.paginate(
-        client.rest.issues.async_list_comments,
-        owner=owner,
-        repo=name,
-        issue_number=issue_number,
-        per_page=100,
-    )
-    async for comment in comments:
-        if ISSUE_COMMENT_MARKER in (comment.body or "") and _by_bot(comment.user):
-            await client.rest.issues.async_update_comment(owner, name, comment.id, body=body)
-            return
-    await client.rest.issues.async_create_comment(owner, name, issue_number, body=body)
+def _agent_config(base: AgentConfig, config: RepoConfig) -> AgentConfig:
+    limits = config.limits
+    changes: dict[str, Any] = {}
+    if limits.max_steps is not None:
+        changes["max_steps"] = limits.max_steps
+    if limits.max_tokens is not None:
+        changes["max_tokens"] = limits.max_tokens
+    if limits.wall_time is not None:
+        changes["wall_time"] = float(limits.wall_time) * 60
+    return base.model_copy(update=changes)
 
 
-def _by_bot(user: object) -> bool:
-    return getattr(user, "type", None) == "Bot"
+def _guidance(files: str, config: RepoConfig) -> str:
+    if not config.instructions.strip():
+        return files
+    extra = f"## .github/qwen-fix.yml instructions\n{config.instructions.strip()}"
+    return f"{files}\n\n{extra}" if files else extra
+
+
+def _with_request(body: str, login: str, instruction: str) -> str:
+    if not instruction.strip():
+        return body
+    return f"{body}\n\n---\n@{login} asked: {instruction.strip()}"
+
+
+def safe_name(job_id: str) -> str:
+    """A job id as a file name."""
+    return "".join(c if c.isalnum() or c in "-_." else "-" for c in job_id)

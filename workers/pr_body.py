@@ -1,4 +1,4 @@
-"""Pure renderers of what the app writes on GitHub: the pull request body and the issue comment."""
+"""Pure renderers of what the app writes on GitHub: pull request bodies and check run output."""
 
 from __future__ import annotations
 
@@ -6,7 +6,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 GITHUB_BODY_LIMIT = 65_536
-ISSUE_COMMENT_MARKER = "<!-- qwen-fix:issue-comment -->"
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +42,12 @@ class PullRequestContent:
     diff_stat: str
     tests: Verification
     stats: RunStats
+    command_name: str = "qwen-fix"
+
+
+def clamp(body: str, limit: int = GITHUB_BODY_LIMIT) -> str:
+    """A comment or PR body GitHub accepts: over the limit, the middle is cut."""
+    return body if len(body) <= limit else _cut_middle(body, limit)
 
 
 def pull_request_title(issue_number: int, issue_title: str) -> str:
@@ -79,7 +84,8 @@ def _body_tail(c: PullRequestContent) -> str:
     )
     return (
         "\n</details>\n\n### Run\n" + run + "\n\n"
-        "To ask for changes, comment on this pull request with `@qwen-fix` and what to change.\n"
+        f"To ask for changes, mention `@{c.command_name}` in a review comment or in this "
+        "conversation and say what to change: each request becomes a new commit here.\n"
     )
 
 
@@ -111,20 +117,16 @@ def _duration(seconds: float) -> str:
     return f"{minutes} min {secs} s" if minutes else f"{secs} s"
 
 
-def issue_comment_opened(pr_url: str, pr_number: int, tests: Verification) -> str:
-    verdict = {
-        True: "the tests pass",
-        False: "the tests fail, so it is a draft",
-        None: "no tests ran",
-    }
-    return (
-        f"{ISSUE_COMMENT_MARKER}\nI opened #{pr_number} for this issue ({verdict[tests.passed]}): "
-        f"{pr_url}\n"
-    )
+CHECK_OUTPUT_LIMIT = 65_535
+"""GitHub's limit on each of a check run's `output.summary` and `output.text`."""
 
 
-def issue_comment_failed(reason: str, label: str) -> str:
-    return (
-        f"{ISSUE_COMMENT_MARKER}\nI could not make a pull request for this issue: {reason}\n\n"
-        f"To try again, remove the `{label}` label and add it back.\n"
-    )
+def check_run_output(tests: Verification) -> tuple[str, str, str]:
+    """(title, summary, text) of the check run: the log split over summary and text, each
+    within GitHub's limit; a log longer than both loses its middle."""
+    title = {True: "Tests passed", False: "Tests failed", None: "No tests ran"}[tests.passed]
+    head = _test_verdict(tests) + "\n\n"
+    room = CHECK_OUTPUT_LIMIT - len(head) - 40  # fences and newlines
+    log = _cut_middle(tests.log, 2 * room)
+    first, rest = log[:room], log[room:]
+    return title, head + _fenced(first), _fenced(rest) if rest else ""

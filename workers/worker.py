@@ -11,31 +11,34 @@ import structlog
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
 
+from bot.control import WorkRegistry
 from bot.github import GitHubApp
-from bot.jobs import SOLVE_ISSUE, IssueJob
+from bot.jobs import FOLLOW_UP, SOLVE_ISSUE, FollowUpJob, IssueJob
 from bot.settings import Settings
 from sandbox.config import SandboxConfig
 from sandbox.reaper import reap_orphans
 from workers.agent.loop import AgentConfig
 from workers.agent.model import ModelClient, ModelConfig
+from workers.follow_up import follow_up
 from workers.git import MirrorCache
-from workers.pipeline import Deps, PipelineConfig, solve_issue
+from workers.pipeline import Deps, Outcome, PipelineConfig, solve_issue
 
 log = structlog.get_logger("qwen_fix.worker")
 
-JOB_MARGIN = 600.0
-"""Seconds a job may run past the agent's wall time: checkout, tests and publishing."""
+JOB_MARGIN = 900.0
+"""Seconds a job may run past the agent's wall time: checkout, setup, tests and publishing."""
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
     return PipelineConfig(
         data_dir=settings.data_dir,
-        trigger_label=settings.trigger_label,
+        command_name=settings.command_name,
         model_name=settings.model_name,
         agent=AgentConfig(
             max_steps=settings.agent_max_steps,
             max_tokens=settings.agent_max_tokens,
             wall_time=settings.agent_wall_time,
+            test_timeout=settings.test_timeout,
         ),
         sandbox=SandboxConfig(
             image=settings.sandbox_image,
@@ -57,25 +60,40 @@ def model_config(settings: Settings) -> ModelConfig:
     )
 
 
+def _as_result(outcome: Outcome) -> dict[str, Any]:
+    return {
+        "state": outcome.state,
+        "pr_number": outcome.pr_number,
+        "pr_url": outcome.pr_url,
+        "draft": outcome.draft,
+        "branch": outcome.branch,
+        "commit": outcome.commit,
+    }
+
+
 async def run_solve_issue(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
-    """arq job: one issue → one pull request."""
+    """arq job: one issue → one pull request, plan or answer."""
     job = IssueJob.model_validate(payload)
-    deps: Deps = ctx["deps"]
     with structlog.contextvars.bound_contextvars(
         job_id=ctx.get("job_id"), repo=job.repository, issue=job.issue_number
     ):
         log.info("job.started", triggered_by=job.triggered_by, mode=job.mode)
-        published = await solve_issue(deps, job)
-        return {
-            "pr_number": published.pr_number,
-            "pr_url": published.pr_url,
-            "draft": published.draft,
-            "branch": published.branch,
-        }
+        return _as_result(await solve_issue(ctx["deps"], job))
+
+
+async def run_follow_up(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """arq job: a reviewer's request → a commit on the pull request and replies."""
+    job = FollowUpJob.model_validate(payload)
+    with structlog.contextvars.bound_contextvars(
+        job_id=ctx.get("job_id"), repo=job.repository, pull=job.pull_number
+    ):
+        log.info("job.started", triggered_by=job.triggered_by, source=job.source)
+        return _as_result(await follow_up(ctx["deps"], job))
 
 
 def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
     worker_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
+    redis_settings = RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1")
 
     async def startup(ctx: dict[str, Any]) -> None:
         client = docker.from_env()
@@ -85,6 +103,7 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
             docker=client,
             model=ModelClient(model_config(settings)),
             mirrors=MirrorCache(settings.data_dir / "mirrors"),
+            registry=WorkRegistry(ctx["redis"]),
             config=pipeline_config(settings),
             worker_id=worker_id,
         )
@@ -96,19 +115,18 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
             await deps.model.close()
             deps.docker.close()
 
+    timeout = settings.agent_wall_time + JOB_MARGIN
     return Worker(
         functions=[
-            func(
-                run_solve_issue,
-                name=SOLVE_ISSUE,
-                timeout=settings.agent_wall_time + JOB_MARGIN,
-                max_tries=2,
-            ),
+            func(run_solve_issue, name=SOLVE_ISSUE, timeout=timeout, max_tries=2),
+            func(run_follow_up, name=FOLLOW_UP, timeout=timeout, max_tries=2),
         ],
-        redis_settings=RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1"),
+        redis_settings=redis_settings,
         on_startup=startup,
         on_shutdown=shutdown,
         max_jobs=max_jobs,
         keep_result=24 * 3600,
+        allow_abort_jobs=True,
+        poll_delay=0.5,
         handle_signals=True,
     )

@@ -15,10 +15,12 @@ import pytest
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 
+from bot.control import WorkRegistry
 from bot.deliveries import DeliveryLog
 from bot.github import GitHubApp
 from bot.jobs import SOLVE_ISSUE, IssueJob
 from bot.receiver import WEBHOOK_PATH, Receiver, create_app
+from bot.routing import Rules
 from bot.signature import sign
 from tests.fixtures import webhook_examples
 from tests.github_emulator.emulator import GitHubEmulator
@@ -80,10 +82,11 @@ async def world(emulator: GitHubEmulator, redis_url: str) -> AsyncIterator[World
     await queue.flushall()
     receiver = Receiver(
         webhook_secret=SECRET.encode(),
-        trigger_label=LABEL,
+        rules=Rules(trigger_label=LABEL),
         github=GitHubApp(APP_ID, key, emulator.api_url),
         queue=queue,
         deliveries=DeliveryLog(queue),
+        registry=WorkRegistry(queue),
     )
     transport = httpx.ASGITransport(app=create_app(receiver=receiver))
     async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:

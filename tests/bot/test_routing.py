@@ -7,10 +7,11 @@ from typing import Any
 
 import pytest
 
-from bot.routing import Ignore, MalformedPayload, Trigger, route
+from bot.routing import Ignore, MalformedPayload, Rules, Target, Trigger, route
 from tests.fixtures import webhook_examples
 
 LABEL = "qwen-fix"
+RULES = Rules(trigger_label=LABEL)
 
 
 def labeled_example() -> dict[str, Any]:
@@ -25,12 +26,14 @@ def labeled_example() -> dict[str, Any]:
 
 def test_the_trigger_label_by_a_user_starts_a_fix() -> None:
     payload = labeled_example()
-    decision = route("issues", payload, trigger_label=LABEL)
+    decision = route("issues", payload, RULES)
     assert decision == Trigger(
-        installation_id=payload["installation"]["id"],
-        repository=payload["repository"]["full_name"],
-        issue_number=payload["issue"]["number"],
-        sender=payload["sender"]["login"],
+        Target(
+            installation_id=payload["installation"]["id"],
+            repository=payload["repository"]["full_name"],
+            number=payload["issue"]["number"],
+            sender=payload["sender"]["login"],
+        ),
         mode="fix",
     )
 
@@ -38,7 +41,7 @@ def test_the_trigger_label_by_a_user_starts_a_fix() -> None:
 def test_the_label_name_matches_without_regard_to_case() -> None:
     payload = labeled_example()
     payload["label"]["name"] = "Qwen-Fix"
-    assert isinstance(route("issues", payload, trigger_label=LABEL), Trigger)
+    assert isinstance(route("issues", payload, RULES), Trigger)
 
 
 @pytest.mark.parametrize(
@@ -55,15 +58,15 @@ def test_labels_that_do_not_ask_for_work_are_ignored_with_a_reason(
 ) -> None:
     payload = labeled_example()
     change(payload)
-    decision = route("issues", payload, trigger_label=LABEL)
+    decision = route("issues", payload, RULES)
     assert isinstance(decision, Ignore)
     assert reason_part in decision.reason
 
 
 def test_events_the_app_does_not_handle_are_ignored() -> None:
-    decision = route("star", {"action": "created"}, trigger_label=LABEL)
+    decision = route("star", {"action": "created"}, RULES)
     assert decision == Ignore("star.created is not an event qwen-fix acts on")
-    assert route("ping", {"zen": "Keep it simple."}, trigger_label=LABEL) == Ignore(
+    assert route("ping", {"zen": "Keep it simple."}, RULES) == Ignore(
         "ping is not an event qwen-fix acts on"
     )
 
@@ -72,7 +75,7 @@ def test_a_labeled_payload_missing_its_issue_is_malformed() -> None:
     payload = labeled_example()
     del payload["issue"]["number"]
     with pytest.raises(MalformedPayload, match=r"issue\.number"):
-        route("issues", payload, trigger_label=LABEL)
+        route("issues", payload, RULES)
 
 
 @pytest.mark.parametrize(
@@ -91,6 +94,6 @@ def test_every_octokit_example_routes_without_error(event: str) -> None:
     examples = webhook_examples(event)
     assert examples, f"no octokit examples for {event}"
     for example in examples:
-        decision = route(event, example, trigger_label=LABEL)
+        decision = route(event, example, RULES)
         # No example carries our label, so none may start work.
         assert isinstance(decision, Ignore), example.get("action")

@@ -4,13 +4,11 @@ from __future__ import annotations
 
 from workers.pr_body import (
     GITHUB_BODY_LIMIT,
-    ISSUE_COMMENT_MARKER,
     PlanItem,
     PullRequestContent,
     RunStats,
     Verification,
-    issue_comment_failed,
-    issue_comment_opened,
+    clamp,
     pull_request_body,
     pull_request_title,
 )
@@ -72,13 +70,28 @@ def test_a_log_with_fences_cannot_break_out_of_its_block() -> None:
     assert "````\n```\n# heading\n```\n````" in body
 
 
-def test_title_and_comments() -> None:
+def test_title_and_clamp() -> None:
     assert pull_request_title(7, "add() is wrong") == "Fix #7: add() is wrong"
     assert len(pull_request_title(7, "x" * 500)) == 256
-    opened = issue_comment_opened("http://gh/o/r/pull/8", 8, Verification("t", False, ""))
-    assert opened.startswith(ISSUE_COMMENT_MARKER)
-    assert "#8" in opened
-    assert "the tests fail, so it is a draft" in opened
-    failed = issue_comment_failed("the agent made no change.", "qwen-fix")
-    assert "the agent made no change." in failed
-    assert "`qwen-fix` label" in failed
+    assert clamp("short") == "short"
+    long = clamp("a" * 40_000 + "b" * 40_000)
+    assert len(long) <= GITHUB_BODY_LIMIT
+    assert long.startswith("a") and long.endswith("b")
+
+
+def test_check_run_output_splits_a_long_log_within_githubs_limits() -> None:
+    from workers.pr_body import CHECK_OUTPUT_LIMIT, check_run_output
+
+    short = check_run_output(Verification("make test", True, "ok"))
+    assert short == ("Tests passed", "✅ `make test` passed.\n\n```\nok\n```", "")
+    log = "".join(f"line {n}\n" for n in range(30_000))  # ~300 KB
+    title, summary, text = check_run_output(Verification("make test", False, log))
+    assert title == "Tests failed"
+    assert len(summary) <= CHECK_OUTPUT_LIMIT
+    assert len(text) <= CHECK_OUTPUT_LIMIT
+    assert "line 0\n" in summary
+    assert "line 29999" in text
+    assert "characters cut" in summary + text
+    medium = "x" * 100_000
+    _, summary, text = check_run_output(Verification("make test", False, medium))
+    assert summary.count("x") + text.count("x") == 100_000

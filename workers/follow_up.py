@@ -1,0 +1,282 @@
+"""Follow-ups: a reviewer's request on a qwen-fix pull request becomes a commit and a reply.
+
+All requests of one review become one job. Each review comment gets a reply in its thread,
+and the thread is resolved when the new commit changed the file it is about.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from typing import Any, cast
+
+import structlog
+from githubkit import GitHub
+from githubkit.rest.paginator import Paginator
+from githubkit_schemas.latest.models import PullRequest, PullRequestReviewComment
+
+from bot.commands import mentions
+from bot.jobs import FollowUpJob
+from workers.agent.task import Task
+from workers.git import git
+from workers.pipeline import (
+    Deps,
+    JobFailed,
+    Outcome,
+    run_agent_stage,
+    run_tracked,
+    safe_name,
+)
+from workers.pr_body import clamp
+from workers.publish import commit_patch, post_check_run, push
+from workers.tracking import Progress, TrackingComment
+from workers.workspace import Checkout, clean_up, prepare
+
+log = structlog.get_logger("qwen_fix.follow_up")
+
+FIXES = re.compile(r"\b(?:fixes|closes|resolves)\s+#(\d+)", re.I)
+REVIEW_THREADS = """
+query($owner: String!, $name: String!, $number: Int!) {
+  repository(owner: $owner, name: $name) {
+    pullRequest(number: $number) {
+      reviewThreads(first: 100) {
+        nodes { id isResolved comments(first: 100) { nodes { databaseId } } }
+      }
+    }
+  }
+}"""
+RESOLVE_THREAD = """
+mutation($id: ID!) { resolveReviewThread(input: {threadId: $id}) { thread { id isResolved } } }"""
+
+
+@dataclass(frozen=True, slots=True)
+class Request:
+    """One thing a reviewer asked, with where it was asked and the thread around it."""
+
+    author: str
+    body: str
+    comment_id: int | None = None
+    """A review comment (reply in its thread) or a conversation comment; None for a review body."""
+    in_review_thread: bool = False
+    path: str | None = None
+    line: int | None = None
+    diff_hunk: str | None = None
+    thread: tuple[str, ...] = ()
+    """Earlier comments of the same thread, `@author: body`, oldest first."""
+
+
+async def follow_up(deps: Deps, job: FollowUpJob) -> Outcome:
+    client = await deps.github.installation(job.installation_id)
+    owner, name = job.repository.split("/", 1)
+    pull = (await client.rest.pulls.async_get(owner, name, job.pull_number)).parsed_data
+    requests = await gather_requests(client, job, deps.config.command_name)
+    if not requests:
+        log.info("follow_up.nothing_asked")
+        return Outcome("nothing-asked")
+    tracking = TrackingComment(
+        client,
+        job.repository,
+        job.pull_number,
+        Progress("Working on the review"),
+        registry=deps.registry,
+    )
+    await tracking.open()
+    work = _follow_up(deps, job, client, pull, requests, tracking)
+    async with deps.registry.lock(job.work_key(), timeout=deps.config.agent.wall_time + 900):
+        return await run_tracked(deps, job, tracking, work)
+
+
+async def _follow_up(
+    deps: Deps,
+    job: FollowUpJob,
+    client: GitHub,
+    pull: PullRequest,
+    requests: list[Request],
+    tracking: TrackingComment,
+) -> Outcome:
+    found = await prepare(
+        deps.github,
+        client,
+        deps.mirrors,
+        job.installation_id,
+        job.repository,
+        deps.config.data_dir / "jobs" / safe_name(job.job_id()),
+        ref=f"refs/heads/{pull.head.ref}",
+    )
+    try:
+        task = Task(
+            title=f"Review feedback on pull request #{pull.number}: {pull.title}",
+            body=await _task_body(client, job.repository, pull, requests),
+            mode="fix" if job.mode == "fix" else "plan",
+        )
+        run = await run_agent_stage(
+            deps, job.job_id(), found, task, tracking, verify=job.mode == "fix"
+        )
+        summary = run.result.summary or run.result.reason
+        if job.mode != "fix" or not run.patch.strip():
+            await _reply_all(client, job, requests, summary)
+            headline = "Answered" if job.mode != "fix" else "No change was needed"
+            await tracking.finish("done", headline, summary)
+            return Outcome("replied")
+        return await _commit_and_reply(
+            deps, job, client, pull, found, requests, run.patch, summary, run.verification, tracking
+        )
+    finally:
+        clean_up(found)
+
+
+async def _commit_and_reply(
+    deps: Deps,
+    job: FollowUpJob,
+    client: GitHub,
+    pull: PullRequest,
+    found: Checkout,
+    requests: list[Request],
+    patch: str,
+    summary: str,
+    verification: Any,
+    tracking: TrackingComment,
+) -> Outcome:
+    await tracking.update(state="publishing", headline="Pushing a commit")
+    first_line = summary.strip().splitlines()[0][:70] if summary.strip() else "Address review"
+    message = f"{first_line}\n\nRequested by @{job.triggered_by} on #{pull.number}."
+    sha, _ = await commit_patch(found, patch, message, parent=found.base)
+    try:
+        await push(found, pull.head.ref, force=False)
+    except Exception as exc:
+        raise JobFailed(
+            f"The branch `{pull.head.ref}` moved while I worked, so my commit was not pushed. "
+            "Ask again and I will start from its new head."
+        ) from exc
+    if verification is not None:
+        await post_check_run(client, job.repository, sha, verification)
+    changed = set(
+        (await git("diff", "--name-only", found.base, sha, cwd=found.publish_tree)).split()
+    )
+    await _reply_all(client, job, requests, f"Done in {sha[:7]}: {summary}")
+    await _resolve_threads(client, job.repository, pull.number, requests, changed)
+    await tracking.finish("done", f"Pushed {sha[:7]}", summary)
+    return Outcome("pushed", pull.number, pull.html_url, branch=pull.head.ref, commit=sha)
+
+
+async def gather_requests(client: GitHub, job: FollowUpJob, name: str) -> list[Request]:
+    """What the reviewer asked: every comment of the review (or the one comment) that
+    mentions the app, each with its thread; the review body when it mentions the app."""
+    owner, repo = job.repository.split("/", 1)
+    if job.source == "conversation":
+        assert job.comment_id is not None
+        comment = (
+            await client.rest.issues.async_get_comment(owner, repo, job.comment_id)
+        ).parsed_data
+        return [Request(_login(comment.user), comment.body or "", comment_id=comment.id)]
+    comments: Paginator[PullRequestReviewComment] = client.rest.paginate(
+        client.rest.pulls.async_list_review_comments,
+        owner=owner,
+        repo=repo,
+        pull_number=job.pull_number,
+        per_page=100,
+    )
+    everything = [comment async for comment in comments]
+    chosen = [
+        c
+        for c in everything
+        if (c.id == job.comment_id or (job.review_id and c.pull_request_review_id == job.review_id))
+        and mentions(c.body, name)
+    ]
+    requests = [_review_request(c, everything) for c in chosen]
+    if job.review_id is not None:
+        review = (
+            await client.rest.pulls.async_get_review(owner, repo, job.pull_number, job.review_id)
+        ).parsed_data
+        if mentions(review.body or "", name):
+            requests.insert(0, Request(_login(review.user), review.body or ""))
+    return requests
+
+
+def _review_request(
+    comment: PullRequestReviewComment, everything: list[PullRequestReviewComment]
+) -> Request:
+    root = comment.in_reply_to_id or comment.id
+    earlier = [
+        f"@{_login(c.user)}: {c.body}"
+        for c in everything
+        if (c.id == root or c.in_reply_to_id == root) and c.id < comment.id
+    ]
+    return Request(
+        author=_login(comment.user),
+        body=comment.body,
+        comment_id=comment.id,
+        in_review_thread=True,
+        path=comment.path,
+        line=cast(int | None, comment.line or comment.original_line),
+        diff_hunk=comment.diff_hunk,
+        thread=tuple(earlier),
+    )
+
+
+async def _task_body(
+    client: GitHub, repository: str, pull: PullRequest, requests: list[Request]
+) -> str:
+    parts = ["The pull request you opened got review feedback. Change the code as asked."]
+    match = FIXES.search(pull.body or "")
+    if match:
+        owner, name = repository.split("/", 1)
+        issue = (await client.rest.issues.async_get(owner, name, int(match.group(1)))).parsed_data
+        parts.append(f"The original issue #{issue.number}: {issue.title}\n\n{issue.body or ''}")
+    for number, request in enumerate(requests, 1):
+        parts.append(render_request(number, request))
+    return "\n\n".join(parts)
+
+
+def render_request(number: int, request: Request) -> str:
+    """One request as the agent reads it: where, the thread so far, and what was asked."""
+    lines = [f"## Request {number}, from @{request.author}"]
+    if request.path:
+        lines.append(f"On `{request.path}` line {request.line}:")
+    if request.diff_hunk:
+        lines.append(f"```diff\n{request.diff_hunk}\n```")
+    if request.thread:
+        lines.append("Earlier in this thread:\n" + "\n".join(request.thread))
+    lines.append(f"Request: {request.body}")
+    return "\n".join(lines)
+
+
+async def _reply_all(client: GitHub, job: FollowUpJob, requests: list[Request], text: str) -> None:
+    owner, repo = job.repository.split("/", 1)
+    body = clamp(text)
+    answered_conversation = False
+    for request in requests:
+        if request.in_review_thread and request.comment_id is not None:
+            await client.rest.pulls.async_create_reply_for_review_comment(
+                owner, repo, job.pull_number, request.comment_id, body=body
+            )
+        elif not answered_conversation:
+            quote = "\n".join(f"> {line}" for line in request.body.strip().splitlines()[:5])
+            await client.rest.issues.async_create_comment(
+                owner, repo, job.pull_number, body=clamp(f"{quote}\n\n{text}")
+            )
+            answered_conversation = True
+
+
+async def _resolve_threads(
+    client: GitHub, repository: str, number: int, requests: list[Request], changed: set[str]
+) -> None:
+    addressed = {r.comment_id for r in requests if r.in_review_thread and r.path in changed}
+    if not addressed:
+        return
+    owner, name = repository.split("/", 1)
+    try:
+        data = await client.async_graphql(
+            REVIEW_THREADS, {"owner": owner, "name": name, "number": number}
+        )
+        for thread in data["repository"]["pullRequest"]["reviewThreads"]["nodes"]:
+            ids = {c["databaseId"] for c in thread["comments"]["nodes"]}
+            if not thread["isResolved"] and ids & addressed:
+                await client.async_graphql(RESOLVE_THREAD, {"id": thread["id"]})
+    except Exception:
+        # Resolving is a courtesy; the commit and the replies are what matter.
+        log.warning("follow_up.resolve_failed", exc_info=True)
+
+
+def _login(user: object) -> str:
+    return str(getattr(user, "login", "someone"))

@@ -1,0 +1,101 @@
+"""Publishing a change on GitHub: branch, pull request, reviewers, check run, replies.
+
+Each step first looks for what an earlier run of the same job made, because arq runs a job at
+least once.
+"""
+
+from __future__ import annotations
+
+from typing import Literal, cast
+
+import structlog
+from githubkit import GitHub
+from githubkit.exception import RequestFailed
+from githubkit_schemas.latest.models import PullRequestSimple
+from githubkit_schemas.latest.types import (
+    ReposOwnerRepoCheckRunsPostBodyOneof0Type,
+    ReposOwnerRepoCheckRunsPostBodyPropOutputType,
+)
+
+from workers.git import checkout, git
+from workers.pr_body import Verification, check_run_output, clamp
+from workers.workspace import Checkout
+
+log = structlog.get_logger("qwen_fix.publish")
+
+CHECK_NAME = "qwen-fix"
+CONCLUSIONS: dict[bool | None, Literal["success", "failure", "neutral"]] = {
+    True: "success",
+    False: "failure",
+    None: "neutral",
+}
+
+
+async def commit_patch(
+    found: Checkout, patch: str, message: str, *, parent: str
+) -> tuple[str, str]:
+    """Apply the sandbox's patch on `parent` in the worker's own tree; returns (sha, diff stat)."""
+    tree = found.publish_tree
+    await checkout(found.mirror, tree, parent, shared=True)
+    # The patch is untrusted data from the sandbox; git apply refuses paths outside the tree
+    # and inside .git.
+    await git(
+        "apply", "--index", "--binary", "--whitespace=nowarn", "-", cwd=tree, stdin=patch.encode()
+    )
+    stat = await git("diff", "--cached", "--stat", cwd=tree)
+    await git("commit", "--quiet", "-m", message, cwd=tree)
+    sha = (await git("rev-parse", "HEAD", cwd=tree)).strip()
+    return sha, stat
+
+
+async def push(found: Checkout, branch: str, *, force: bool) -> None:
+    """Push the worker tree's HEAD to `branch`; a follow-up never forces over reviewers' pushes."""
+    args = ["push", "--quiet", found.clone_url, f"HEAD:refs/heads/{branch}"]
+    if force:
+        args.insert(1, "--force")
+    await git(*args, cwd=found.publish_tree, auth=found.auth)
+
+
+async def upsert_pull_request(
+    client: GitHub, repository: str, *, head: str, base: str, title: str, body: str, draft: bool
+) -> tuple[int, str]:
+    """The open pull request from `head`, updated, or a new one; returns (number, url)."""
+    owner, name = repository.split("/", 1)
+    existing = await client.rest.pulls.async_list(owner, name, head=f"{owner}:{head}", state="open")
+    # githubkit's generated `list` annotation is opaque to mypy; the runtime type is this.
+    for pr in cast(list[PullRequestSimple], existing.parsed_data):
+        await client.rest.pulls.async_update(owner, name, pr.number, title=title, body=clamp(body))
+        return pr.number, pr.html_url
+    created = await client.rest.pulls.async_create(
+        owner, name, title=title, body=clamp(body), head=head, base=base, draft=draft
+    )
+    return created.parsed_data.number, created.parsed_data.html_url
+
+
+async def request_review(client: GitHub, repository: str, number: int, login: str) -> None:
+    owner, name = repository.split("/", 1)
+    try:
+        await client.rest.pulls.async_request_reviewers(owner, name, number, reviewers=[login])
+    except RequestFailed as exc:
+        # Not a collaborator any more, or the author of the PR: a missing review request is
+        # no reason to fail the job.
+        log.warning("publish.review_request_failed", login=login, status=exc.response.status_code)
+
+
+async def post_check_run(
+    client: GitHub, repository: str, head_sha: str, verification: Verification
+) -> None:
+    """A completed `qwen-fix` check run on the commit, holding the whole test log."""
+    owner, name = repository.split("/", 1)
+    title, summary, text = check_run_output(verification)
+    output: ReposOwnerRepoCheckRunsPostBodyPropOutputType = {"title": title, "summary": summary}
+    if text:
+        output["text"] = text
+    data: ReposOwnerRepoCheckRunsPostBodyOneof0Type = {
+        "name": CHECK_NAME,
+        "head_sha": head_sha,
+        "status": "completed",
+        "conclusion": CONCLUSIONS[verification.passed],
+        "output": output,
+    }
+    await client.rest.checks.async_create(owner, name, data=data)
