@@ -12,6 +12,8 @@ from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
 from githubkit.cache.mem_cache import MemCacheStrategy
 from githubkit.exception import RequestFailed
 
+from bot.throttle import RETRY, WriteThrottler
+
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 """Permission levels allowed to start work: labelling alone needs only triage."""
 
@@ -55,6 +57,8 @@ class GitHubApp:
         # githubkit's default cache is process-wide and keys the app JWT by app id alone;
         # one per app keeps two apps (or two GitHub hosts) with the same id apart.
         self._cache = MemCacheStrategy()
+        # One pace for every client of this app: GitHub counts content writes per account.
+        self._throttler = WriteThrottler()
         self.app_client = self._client(AppAuthStrategy(app_id, private_key_pem))
         self._tokens: dict[int, InstallationToken] = {}
         self._token_locks: dict[int, asyncio.Lock] = {}
@@ -67,6 +71,8 @@ class GitHubApp:
             async_transport=self._transport,
             http_cache=False,
             cache_strategy=self._cache,
+            throttler=self._throttler,
+            auto_retry=RETRY,
             user_agent="qwen-fix",
         )
 

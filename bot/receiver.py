@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -19,6 +20,7 @@ from bot.control import WorkRegistry
 from bot.deliveries import DeliveryLog
 from bot.github import GitHubApp, can_trigger
 from bot.jobs import FollowUpJob, IssueJob, Job, enqueue, job_name
+from bot.redelivery import keep_up, mark_seen
 from bot.routing import (
     Cancel,
     Decision,
@@ -226,12 +228,16 @@ def create_app(settings: Settings | None = None, *, receiver: Receiver | None = 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = receiver is None
-        app.state.receiver = receiver or await build_receiver(settings)  # type: ignore[arg-type]
+        handler: Receiver = receiver or await build_receiver(settings)  # type: ignore[arg-type]
+        app.state.receiver = handler
+        catch_up = asyncio.create_task(keep_up(handler.github.app_client, handler.queue))
         try:
             yield
         finally:
+            catch_up.cancel()
+            await mark_seen(handler.queue)
             if owned:
-                await app.state.receiver.queue.aclose()
+                await handler.queue.aclose()
 
     app = FastAPI(title="qwen-fix", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.receiver = receiver
