@@ -14,7 +14,8 @@ class ExecResult:
     exit_code: int
     """The command's exit status; -1 when it was killed for a timeout."""
     output: str
-    """stdout and stderr interleaved, decoded as UTF-8 with replacement; capped (head and tail kept)."""
+    """stdout and stderr interleaved, decoded as UTF-8 with replacement;
+    capped (head and tail kept)."""
     truncated: bool = False
     """True when the middle of the output was cut to respect the cap."""
     timed_out: bool = False

@@ -107,7 +107,7 @@ async def _follow_up(
         task = Task(
             title=f"Review feedback on pull request #{pull.number}: {pull.title}",
             body=await _task_body(client, job.repository, pull, requests),
-            mode="fix" if job.mode == "fix" else "plan",
+            mode=job.mode,
         )
         run = await run_agent_stage(
             deps, job.job_id(), found, task, tracking, verify=job.mode == "fix"

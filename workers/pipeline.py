@@ -148,7 +148,7 @@ async def solve_issue(deps: Deps, job: IssueJob) -> Outcome:
     task = Task(
         title=issue.title,
         body=_with_request(issue.body or "", job.triggered_by, job.instruction),
-        mode="fix" if job.mode == "fix" else "plan",
+        mode=job.mode,
     )
     return await run_tracked(deps, job, tracking, _solve(deps, job, client, task, tracking))
 

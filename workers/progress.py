@@ -62,11 +62,11 @@ def step_line(record: StepRecord) -> str:
     cost = f"{tokens(usage.prompt_tokens)}+{tokens(usage.completion_tokens)} tok"
     if usage.cached_tokens:
         cost += f" ({tokens(usage.cached_tokens)} cached)"
-    calls = [call_summary(call) for call in record.tool_calls]
     results = [verdict(text) for text in record.observations]
+    # A call without an observation is one that ended the run (the accepted `submit`).
     actions = "; ".join(
-        f"{call} → {result}"
-        for call, result in zip(calls, results + [""] * len(calls), strict=False)
+        f"{call_summary(call)} → {results[n]}" if n < len(results) else call_summary(call)
+        for n, call in enumerate(record.tool_calls)
     )
     line = f"step {record.step:>3} · {actions or record.note or 'no tool call'} · {cost}"
     if record.note and actions:

@@ -40,7 +40,13 @@ async def commit_patch(
     # The patch is untrusted data from the sandbox; git apply refuses paths outside the tree
     # and inside .git.
     await git(
-        "apply", "--index", "--binary", "--whitespace=nowarn", "-", cwd=tree, stdin=patch.encode()
+        "apply",
+        "--index",
+        "--binary",
+        "--whitespace=nowarn",
+        "-",
+        cwd=tree,
+        stdin=patch.encode("utf-8", "surrogateescape"),
     )
     stat = await git("diff", "--cached", "--stat", cwd=tree)
     await git("commit", "--quiet", "-m", message, cwd=tree)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import socket
 import uuid
 from typing import Any
@@ -97,7 +98,7 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
 
     async def startup(ctx: dict[str, Any]) -> None:
         client = docker.from_env()
-        removed = reap_orphans(client)
+        removed = await asyncio.to_thread(reap_orphans, client)
         ctx["deps"] = Deps(
             github=GitHubApp(settings.app_id, settings.private_key_pem(), settings.github_api_url),
             docker=client,

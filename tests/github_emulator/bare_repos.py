@@ -1,4 +1,5 @@
-"""Bare git repositories on disk: creation with one commit, and reads of refs, commits and files."""
+"""Bare git repositories on disk: creation, reads of refs, commits and files, and the object
+writes behind GitHub's git database API (blobs, trees, commits, refs)."""
 
 from __future__ import annotations
 
@@ -29,19 +30,35 @@ class CommitInfo:
     message: str
 
 
+@dataclass(frozen=True)
+class TreeEntry:
+    path: str
+    mode: str
+    type: str
+    sha: str
+    size: int | None
+
+
 def git(*args: str, cwd: Path, env: dict[str, str] | None = None) -> str:
+    return git_bytes(*args, cwd=cwd, env=env).decode()
+
+
+def git_bytes(
+    *args: str, cwd: Path, env: dict[str, str] | None = None, stdin: bytes = b""
+) -> bytes:
     # A clean environment keeps the machine's git config and the caller's GIT_* out.
     base = {"PATH": "/usr/bin:/bin", "HOME": str(cwd), "GIT_CONFIG_NOSYSTEM": "1"}
     result = subprocess.run(
         ["git", *args],
         cwd=cwd,
         env={**base, **(env or {})},
+        input=stdin,
         capture_output=True,
-        text=True,
         check=False,
     )
     if result.returncode != 0:
-        raise RuntimeError(f"git {' '.join(args)} failed: {result.stderr.strip()}")
+        stderr = result.stderr.decode(errors="replace").strip()
+        raise RuntimeError(f"git {' '.join(args)} failed: {stderr}")
     return result.stdout
 
 
@@ -104,3 +121,109 @@ def commit(path: Path, sha: str) -> CommitInfo:
         committer_date=values[8],
         message=values[9].rstrip("\n"),
     )
+
+
+def object_type(path: Path, sha: str) -> str | None:
+    """`blob`, `tree`, `commit` or `tag` for an existing object name; None otherwise."""
+    try:
+        return git("cat-file", "-t", sha, cwd=path).strip()
+    except RuntimeError:
+        return None
+
+
+def write_blob(path: Path, data: bytes) -> str:
+    return git_bytes("hash-object", "-w", "--stdin", cwd=path, stdin=data).decode().strip()
+
+
+def read_blob(path: Path, ref: str, file: str) -> tuple[str, bytes] | None:
+    """(blob sha, bytes) of a file at a ref; None when missing or not a file."""
+    sha = object_type_and_sha(path, f"{ref}:{file}")
+    if sha is None or sha[0] != "blob":
+        return None
+    return sha[1], git_bytes("cat-file", "blob", sha[1], cwd=path)
+
+
+def object_type_and_sha(path: Path, name: str) -> tuple[str, str] | None:
+    try:
+        sha = git("rev-parse", "--verify", "--quiet", name, cwd=path).strip()
+    except RuntimeError:
+        return None
+    kind = object_type(path, sha)
+    return None if kind is None else (kind, sha)
+
+
+def write_tree(
+    path: Path, base_tree: str | None, changes: list[tuple[str, str, str | None]]
+) -> str:
+    """A tree: `base_tree` (or empty) with each (path, mode, sha) set, or removed when sha is
+    None (a directory with all it holds). Trees given by sha are read in under their path."""
+    with tempfile.TemporaryDirectory() as scratch:
+        env = {"GIT_INDEX_FILE": str(Path(scratch) / "index")}
+        git("read-tree", *([base_tree] if base_tree else ["--empty"]), cwd=path, env=env)
+        for file, mode, sha in changes:
+            if sha is None:
+                held = git("ls-files", "-z", "--", file, cwd=path, env=env).split("\0")
+                removals = "".join(f"0 {'0' * 40}\t{name}\n" for name in held if name)
+                git_bytes("update-index", "--index-info", cwd=path, env=env,
+                          stdin=removals.encode())  # fmt: skip
+            elif mode == "040000":
+                git("read-tree", f"--prefix={file}/", sha, cwd=path, env=env)
+            else:
+                entry = f"{mode} {sha}\t{file}\n".encode()
+                git_bytes("update-index", "--add", "--index-info", cwd=path, env=env, stdin=entry)
+        return git("write-tree", cwd=path, env=env).strip()
+
+
+def tree_entries(path: Path, sha: str) -> list[TreeEntry]:
+    """The top-level entries of a tree, with blob sizes."""
+    entries = []
+    for line in git("ls-tree", "-l", "-z", sha, cwd=path).split("\0"):
+        if not line:
+            continue
+        meta, name = line.split("\t", 1)
+        mode, kind, object_sha, size = meta.split()
+        entries.append(TreeEntry(name, mode, kind, object_sha, None if size == "-" else int(size)))
+    return entries
+
+
+def write_commit(
+    path: Path,
+    tree: str,
+    parents: list[str],
+    message: str,
+    author: dict[str, str],
+    committer: dict[str, str],
+) -> str:
+    """commit-tree with the given identities: `{name, email, date}` each (date may be "")."""
+    env = {
+        "GIT_AUTHOR_NAME": author["name"],
+        "GIT_AUTHOR_EMAIL": author["email"],
+        "GIT_COMMITTER_NAME": committer["name"],
+        "GIT_COMMITTER_EMAIL": committer["email"],
+    }
+    if author.get("date"):
+        env["GIT_AUTHOR_DATE"] = author["date"]
+    if committer.get("date"):
+        env["GIT_COMMITTER_DATE"] = committer["date"]
+    args = ["commit-tree", tree]
+    for parent in parents:
+        args += ["-p", parent]
+    out = git_bytes(*args, "-F", "-", cwd=path, env=env, stdin=message.encode())
+    return out.decode().strip()
+
+
+def update_ref(path: Path, ref: str, sha: str) -> None:
+    git("update-ref", ref, sha, cwd=path)
+
+
+def is_ancestor(path: Path, ancestor: str, descendant: str) -> bool:
+    try:
+        git("merge-base", "--is-ancestor", ancestor, descendant, cwd=path)
+    except RuntimeError:
+        return False
+    return True
+
+
+def diff(path: Path, base: str, head: str, file: str) -> str:
+    """The unified diff of one file between two commits (merge base of base and head first)."""
+    return git("diff", "--no-color", f"{base}...{head}", "--", file, cwd=path)

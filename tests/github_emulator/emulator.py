@@ -9,9 +9,9 @@ from typing import Any
 
 import httpx
 
-from tests.github_emulator import bare_repos, webhooks
+from tests.github_emulator import bare_repos, hook_deliveries, manifest_flow, reviews, webhooks
 from tests.github_emulator.auth import issue_token, new_key_pair
-from tests.github_emulator.payloads import JSON, Payloads
+from tests.github_emulator.payloads import JSON, Payloads, node_id
 from tests.github_emulator.server import ServerThread, build_app
 from tests.github_emulator.state import (
     DEFAULT_PERMISSIONS,
@@ -165,6 +165,13 @@ class GitHubEmulator:
                 found.issues[issue].labels.append(label)
         return self.payloads.label(found, label)
 
+    def remove_label(self, repo: str, name: str, issue: int) -> None:
+        """Take the label off the issue, as a user clicking it away would."""
+        found = self._repo(repo)
+        with self.world.lock:
+            labels = found.issues[issue].labels
+            labels[:] = [label for label in labels if label.name != name]
+
     def add_comment(self, repo: str, issue: int, body: str, author: str) -> int:
         found = self._repo(repo)
         if issue not in found.issues:
@@ -213,6 +220,78 @@ class GitHubEmulator:
             found.issues[number] = issue
         return number
 
+    def add_review(
+        self,
+        repo: str,
+        pull: int,
+        author: str,
+        body: str,
+        comments: list[dict[str, Any]] | None = None,
+        state: str = "COMMENTED",
+    ) -> int:
+        """A submitted review; each of `comments` (`path`, `line`, `body`, optional `side`)
+        starts a thread on that line of the pull's diff (ValueError when the diff lacks it)."""
+        found = self._repo(repo)
+        user = self.world.user(author)
+        review = reviews.add_review(self.world, found, pull, user, body, state)
+        for comment in comments or []:
+            reviews.add_line_comment(
+                self.world, found, review, user, comment["path"], comment["line"],
+                comment["body"], comment.get("side", "RIGHT"),
+            )  # fmt: skip
+        return review.id
+
+    def add_review_comment(
+        self,
+        repo: str,
+        pull: int,
+        author: str,
+        path: str,
+        line: int,
+        body: str,
+        in_reply_to: int | None = None,
+    ) -> int:
+        """A single review comment (its own COMMENTED review), or a reply in a thread."""
+        found = self._repo(repo)
+        user = self.world.user(author)
+        if in_reply_to is not None:
+            return reviews.add_reply(
+                self.world, found, found.review_comments[in_reply_to], user, body
+            ).id
+        review = reviews.add_review(self.world, found, pull, user, "", "COMMENTED")
+        return reviews.add_line_comment(self.world, found, review, user, path, line, body).id
+
+    def resolve_thread(self, repo: str, comment: int, resolved: bool = True) -> None:
+        """Mark the thread holding `comment` resolved (or not), as a reviewer would."""
+        found = self._repo(repo)
+        root = found.review_comments[comment].thread_root
+        with self.world.lock:
+            if resolved:
+                found.resolved_threads.add(root)
+            else:
+                found.resolved_threads.discard(root)
+
+    def set_webhook(self, app_id: int, url: str, secret: str) -> None:
+        """Where and with which secret the emulator delivers the app's webhooks."""
+        app = self.world.apps[app_id]
+        with self.world.lock:
+            app.webhook_url, app.webhook_secret = url, secret
+
+    def manifest_code(self, manifest: dict[str, Any], owner: str | None = None) -> str:
+        """The code GitHub hands the manifest's `redirect_url` once the user confirms it."""
+        return manifest_flow.manifest_code(self.world, manifest, owner or self.world.web_login)
+
+    @property
+    def content_limit(self) -> int | None:
+        """Comments, pulls and review replies allowed per rolling minute; None (default): off."""
+        return self.world.content_limit
+
+    @content_limit.setter
+    def content_limit(self, limit: int | None) -> None:
+        with self.world.lock:
+            self.world.content_limit = limit
+            self.world.content_created = []
+
     def installation_token(self, installation_id: int) -> str:
         """Mint a token directly, for tests that do not exercise the JWT exchange."""
         installation = self.world.installations[installation_id]
@@ -227,7 +306,8 @@ class GitHubEmulator:
         """An octokit example of `event.action` with the emulator's objects substituted.
 
         Context: `repo` ("owner/name") and `sender` (login) always; `issue`, `pull` (numbers),
-        `comment` (id), `label` (name) as the event carries them.
+        `comment` (an issue or review comment id), `review` (id), `label` (name) as the event
+        carries them.
         """
         return webhooks.build(self.world, self.payloads, event, action, **context)
 
@@ -243,6 +323,16 @@ class GitHubEmulator:
         return webhooks.deliver(url, event, payload, secret, delivery_id, signature)
 
     deliver_async = staticmethod(webhooks.deliver_async)
+
+    def send(self, event: str, payload: JSON, app_id: int | None = None) -> JSON:
+        """Deliver to the app's webhook URL as GitHub does and record the delivery; returns it
+        (`status_code` 0 when the receiver could not be reached). The app defaults to the one
+        of the payload's installation."""
+        if app_id is None:
+            installation = self.world.installations[payload["installation"]["id"]]
+            app_id = installation.app.id
+        delivery = hook_deliveries.send(self.world, self.world.apps[app_id], event, payload)
+        return self.payloads.delivery(delivery)
 
     # --- inspection ---------------------------------------------------------------------------
 
@@ -297,6 +387,42 @@ class GitHubEmulator:
             for issue in found.issues.values()
             if issue.pull is not None
         ]
+
+    def review_comments(self, repo: str, pull: int) -> list[JSON]:
+        """The pull's review comments, replies included (`in_reply_to_id`), oldest first."""
+        found = self._repo(repo)
+        chosen = [c for thread in reviews.threads(found, pull) for c in thread]
+        return [self.payloads.review_comment(found, c) for c in sorted(chosen, key=lambda c: c.id)]
+
+    def reviews(self, repo: str, pull: int) -> list[JSON]:
+        found = self._repo(repo)
+        chosen = [r for r in found.reviews.values() if r.pull_number == pull]
+        return [self.payloads.review(found, r) for r in chosen]
+
+    def review_threads(self, repo: str, pull: int) -> list[JSON]:
+        """Each thread: its GraphQL `id`, `resolved`, and its comment ids (root first)."""
+        found = self._repo(repo)
+        return [
+            {
+                "id": node_id("PullRequestReviewThread", thread[0].id),
+                "resolved": thread[0].id in found.resolved_threads,
+                "comments": [c.id for c in thread],
+            }
+            for thread in reviews.threads(found, pull)
+        ]
+
+    def check_runs(self, repo: str) -> list[JSON]:
+        found = self._repo(repo)
+        return [self.payloads.check_run(found, run) for run in found.check_runs.values()]
+
+    def commit_verified(self, repo: str, sha: str) -> bool:
+        """Whether GitHub would show the commit as verified (made by an app through the API)."""
+        return sha in self._repo(repo).verified_commits
+
+    def deliveries(self, app_id: int | None = None) -> list[JSON]:
+        """Recorded webhook deliveries, oldest first, with request and response."""
+        chosen = [d for d in self.world.deliveries if app_id in (None, d.app_id)]
+        return [self.payloads.delivery(d) for d in chosen]
 
     @property
     def requests(self) -> list[RequestRecord]:

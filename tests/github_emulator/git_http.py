@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import gzip
+import subprocess
 import zlib
 
 from starlette.requests import Request
@@ -57,16 +58,12 @@ async def run_backend(world: World, repo: Repo, request: Request, body: bytes) -
     }
     if "git-protocol" in request.headers:
         env["HTTP_GIT_PROTOCOL"] = request.headers["git-protocol"]
-    process = await asyncio.create_subprocess_exec(
-        "git",
-        "http-backend",
-        env=env,
-        stdin=asyncio.subprocess.PIPE,
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
+    # A thread and subprocess.run rather than asyncio's subprocess: under uvloop, feeding stdin
+    # to an http-backend that already exited raises RuntimeError instead of BrokenPipeError.
+    done = await asyncio.to_thread(
+        subprocess.run, ["git", "http-backend"], input=body, env=env, capture_output=True
     )
-    stdout, _ = await process.communicate(body)
-    return stdout
+    return done.stdout
 
 
 def cgi_response(output: bytes) -> Response:

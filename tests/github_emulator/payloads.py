@@ -10,15 +10,19 @@ import base64
 from datetime import datetime
 from typing import Any
 
-from tests.github_emulator.bare_repos import CommitInfo
+from tests.github_emulator.bare_repos import CommitInfo, TreeEntry
 from tests.github_emulator.state import (
     App,
+    CheckRun,
     Comment,
+    HookDelivery,
     Installation,
     Issue,
     Label,
     Reaction,
     Repo,
+    Review,
+    ReviewComment,
     Token,
     User,
 )
@@ -96,14 +100,14 @@ class Payloads:
             "client_id": app.client_id,
             "node_id": node_id("Integration", app.id),
             "owner": self.user(app.owner),
-            "name": app.slug,
+            "name": app.name or app.slug,
             "description": "",
             "external_url": f"{self.web}/apps/{app.slug}",
             "html_url": f"{self.web}/apps/{app.slug}",
             "created_at": timestamp(app.created_at),
             "updated_at": timestamp(app.created_at),
-            "permissions": {"contents": "write", "issues": "write", "pull_requests": "write"},
-            "events": ["issues", "issue_comment", "pull_request_review_comment"],
+            "permissions": dict(app.permissions),
+            "events": list(app.events),
             "installations_count": 1,
         }
 
@@ -262,6 +266,9 @@ class Payloads:
             "color": label.color,
             "default": False,
             "description": label.description,
+            # Newer API versions (githubkit's default) require these two.
+            "archived_at": None,
+            "archived_by": None,
         }
 
     def reactions_summary(self, url: str, reactions: list[Reaction]) -> JSON:
@@ -301,9 +308,9 @@ class Payloads:
             "author_association": association(repo, issue.user),
             "reactions": self.reactions_summary(api, issue.reactions),
         }
-        if issue.state == "closed":
-            # Left out while open: the description's enum has no null.
-            body["state_reason"] = "completed"
+        if issue.state == "closed" or issue.state_reason == "reopened":
+            # Left out otherwise: the description's enum has no null.
+            body["state_reason"] = issue.state_reason or "completed"
         if issue.pull is not None:
             pulls = f"{self.api}/repos/{repo.full_name}/pulls/{issue.number}"
             html = self.issue_html_url(repo, issue)
@@ -416,7 +423,9 @@ class Payloads:
             "mergeable_state": "unknown",
             "merged_by": None,
             "comments": len(comments),
-            "review_comments": 0,
+            "review_comments": sum(
+                1 for c in repo.review_comments.values() if c.pull_number == issue.number
+            ),
             "maintainer_can_modify": False,
             "commits": 1,
             "additions": 0,
@@ -487,6 +496,204 @@ class Payloads:
                 {"sha": parent, "url": f"{api}/commits/{parent}"} for parent in commit.parents
             ],
         }
+
+    def review_comment(self, repo: Repo, comment: ReviewComment) -> JSON:
+        """The `pull-request-review-comment` shape (also valid as `review-comment`)."""
+        api = f"{self.api}/repos/{repo.full_name}/pulls/comments/{comment.id}"
+        pull_api = f"{self.api}/repos/{repo.full_name}/pulls/{comment.pull_number}"
+        html = f"{self.web}/{repo.full_name}/pull/{comment.pull_number}#discussion_r{comment.id}"
+        body: JSON = {
+            "url": api,
+            "pull_request_review_id": comment.review_id,
+            "id": comment.id,
+            "node_id": node_id("PullRequestReviewComment", comment.id),
+            "diff_hunk": comment.diff_hunk,
+            "path": comment.path,
+            "position": comment.position,
+            "original_position": comment.position,
+            "commit_id": comment.commit_id,
+            "original_commit_id": comment.commit_id,
+            "user": self.user(comment.user),
+            "body": comment.body,
+            "created_at": timestamp(comment.created_at),
+            "updated_at": timestamp(comment.updated_at),
+            "html_url": html,
+            "pull_request_url": pull_api,
+            "author_association": association(repo, comment.user),
+            "_links": {
+                "self": {"href": api},
+                "html": {"href": html},
+                "pull_request": {"href": pull_api},
+            },
+            "start_line": None,
+            "original_start_line": None,
+            # `start_side` is left out: single-line comments have none, and the description's
+            # enum has no null.
+            "line": comment.line,
+            "original_line": comment.line,
+            "side": comment.side,
+            "subject_type": "line",
+            "reactions": self.reactions_summary(api, comment.reactions),
+        }
+        if comment.in_reply_to is not None:
+            body["in_reply_to_id"] = comment.in_reply_to
+        return body
+
+    def review(self, repo: Repo, review: Review) -> JSON:
+        pull_api = f"{self.api}/repos/{repo.full_name}/pulls/{review.pull_number}"
+        html = (
+            f"{self.web}/{repo.full_name}/pull/{review.pull_number}#pullrequestreview-{review.id}"
+        )
+        return {
+            "id": review.id,
+            "node_id": node_id("PullRequestReview", review.id),
+            "user": self.user(review.user),
+            "body": review.body,
+            "state": review.state,
+            "html_url": html,
+            "pull_request_url": pull_api,
+            "_links": {"html": {"href": html}, "pull_request": {"href": pull_api}},
+            "submitted_at": timestamp(review.submitted_at),
+            "commit_id": review.commit_id,
+            "author_association": association(repo, review.user),
+        }
+
+    def check_run(self, repo: Repo, run: CheckRun) -> JSON:
+        api = f"{self.api}/repos/{repo.full_name}/check-runs/{run.id}"
+        html = f"{self.web}/{repo.full_name}/runs/{run.id}"
+        return {
+            "id": run.id,
+            "head_sha": run.head_sha,
+            "node_id": node_id("CheckRun", run.id),
+            "external_id": run.external_id or "",
+            "url": api,
+            "html_url": html,
+            "details_url": run.details_url or html,
+            "status": run.status,
+            "conclusion": run.conclusion,
+            "started_at": timestamp(run.started_at),
+            "completed_at": timestamp(run.completed_at),
+            "output": {
+                **run.output,
+                "annotations_count": 0,
+                "annotations_url": f"{api}/annotations",
+            },
+            "name": run.name,
+            # One suite per app and commit, as GitHub groups them.
+            "check_suite": {"id": int(run.head_sha[:7], 16) * 100 + run.app.id % 100},
+            "app": self.app(run.app),
+            "pull_requests": [],
+        }
+
+    def blob(self, repo: Repo, sha: str) -> JSON:
+        return {"url": f"{self.api}/repos/{repo.full_name}/git/blobs/{sha}", "sha": sha}
+
+    def tree(self, repo: Repo, sha: str, entries: list[TreeEntry]) -> JSON:
+        api = f"{self.api}/repos/{repo.full_name}/git"
+        rendered = []
+        for entry in entries:
+            item: JSON = {"path": entry.path, "mode": entry.mode, "type": entry.type}
+            item["sha"] = entry.sha
+            if entry.size is not None:
+                item["size"] = entry.size
+            item["url"] = f"{api}/{entry.type}s/{entry.sha}"
+            rendered.append(item)
+        return {"sha": sha, "url": f"{api}/trees/{sha}", "tree": rendered, "truncated": False}
+
+    def git_commit(self, repo: Repo, commit: CommitInfo, verified: bool) -> JSON:
+        api = f"{self.api}/repos/{repo.full_name}/git"
+        html = f"{self.web}/{repo.full_name}/commit"
+        return {
+            "sha": commit.sha,
+            "node_id": node_id("Commit", repo.id),
+            "url": f"{api}/commits/{commit.sha}",
+            "html_url": f"{html}/{commit.sha}",
+            "author": {
+                "name": commit.author_name,
+                "email": commit.author_email,
+                "date": commit.author_date,
+            },
+            "committer": {
+                "name": commit.committer_name,
+                "email": commit.committer_email,
+                "date": commit.committer_date,
+            },
+            "message": commit.message,
+            "tree": {"sha": commit.tree, "url": f"{api}/trees/{commit.tree}"},
+            "parents": [
+                {"sha": p, "url": f"{api}/commits/{p}", "html_url": f"{html}/{p}"}
+                for p in commit.parents
+            ],
+            "verification": verification(commit, verified),
+        }
+
+    def content_file(self, repo: Repo, path: str, ref: str, sha: str, data: bytes) -> JSON:
+        api = f"{self.api}/repos/{repo.full_name}"
+        url = f"{api}/contents/{path}?ref={ref}"
+        html = f"{self.web}/{repo.full_name}/blob/{ref}/{path}"
+        git_url = f"{api}/git/blobs/{sha}"
+        encoded = base64.b64encode(data).decode()
+        # GitHub wraps the base64 at 60 characters, newline-terminated.
+        wrapped = "".join(encoded[i : i + 60] + "\n" for i in range(0, len(encoded), 60))
+        return {
+            "type": "file",
+            "encoding": "base64",
+            "size": len(data),
+            "name": path.rsplit("/", 1)[-1],
+            "path": path,
+            "content": wrapped,
+            "sha": sha,
+            "url": url,
+            "git_url": git_url,
+            "html_url": html,
+            "download_url": f"{self.web}/raw/{repo.full_name}/{ref}/{path}",
+            "_links": {"self": url, "git": git_url, "html": html},
+        }
+
+    def delivery_item(self, delivery: HookDelivery) -> JSON:
+        return {
+            "id": delivery.id,
+            "guid": delivery.guid,
+            "delivered_at": timestamp(delivery.delivered_at),
+            "redelivery": delivery.redelivery,
+            "duration": delivery.duration,
+            "status": delivery.status,
+            "status_code": delivery.status_code,
+            "event": delivery.event,
+            "action": delivery.action,
+            "installation_id": delivery.installation_id,
+            "repository_id": delivery.repository_id,
+            "throttled_at": None,
+        }
+
+    def delivery(self, delivery: HookDelivery) -> JSON:
+        return {
+            **self.delivery_item(delivery),
+            "url": delivery.url,
+            "request": {"headers": delivery.request_headers, "payload": delivery.request_payload},
+            "response": {"headers": delivery.response_headers, "payload": delivery.response_body},
+        }
+
+
+def verification(commit: CommitInfo, verified: bool) -> JSON:
+    """GitHub signs commits apps make through the API with its own key and reports them valid."""
+    if not verified:
+        return {
+            "verified": False,
+            "reason": "unsigned",
+            "signature": None,
+            "payload": None,
+            "verified_at": None,
+        }
+    return {
+        "verified": True,
+        "reason": "valid",
+        "signature": "-----BEGIN PGP SIGNATURE-----\n\nemulator\n-----END PGP SIGNATURE-----\n",
+        "payload": f"tree {commit.tree}\n"
+        + "".join(f"parent {p}\n" for p in commit.parents)
+        + f"\n{commit.message}\n",
+        "verified_at": commit.committer_date,
+    }
 
 
 REACTIONS = ("+1", "-1", "laugh", "confused", "heart", "hooray", "eyes", "rocket")

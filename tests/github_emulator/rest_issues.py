@@ -6,6 +6,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tests.github_emulator.auth import require_permission
+from tests.github_emulator.content_limit import count_creation
 from tests.github_emulator.errors import GitHubError, not_found, validation_failed
 from tests.github_emulator.payloads import REACTIONS
 from tests.github_emulator.routing import (
@@ -22,6 +23,8 @@ from tests.github_emulator.routing import (
 from tests.github_emulator.state import Comment, Issue, Label, Reaction, Repo, Token, User, now
 
 DEFAULT_LABEL_COLOR = "ededed"
+MAX_BODY = 65536
+STATE_REASONS = {"closed": ("completed", "not_planned"), "open": ("reopened",)}
 
 
 def issue_of(request: Request, repo: Repo) -> Issue:
@@ -55,6 +58,41 @@ async def get_issue(request: Request) -> Response:
     return respond(payloads_of(request).issue(repo, issue_of(request, repo)))
 
 
+async def update_issue(request: Request) -> Response:
+    token, repo = repo_context(request)
+    issue = issue_of(request, repo)
+    require_issue_write(token, issue)
+    body = await json_object(request)
+    title = body.get("title", issue.title)
+    if not isinstance(title, str) or not title:
+        raise validation_failed("Issue", "title")
+    text = body.get("body", issue.body)
+    if text is not None and not isinstance(text, str):
+        raise validation_failed("Issue", "body")
+    check_length("Issue", text)
+    state = body.get("state", issue.state)
+    if state not in STATE_REASONS:
+        raise validation_failed("Issue", "state")
+    reason = body.get("state_reason")
+    if reason is not None and reason not in STATE_REASONS[state]:
+        raise validation_failed("Issue", "state_reason")
+    issue.title, issue.body = title, text
+    if state != issue.state:
+        issue.state = state
+        issue.closed_at = now() if state == "closed" else None
+        issue.state_reason = reason or STATE_REASONS[state][0]
+    issue.updated_at = now()
+    return respond(payloads_of(request).issue(repo, issue))
+
+
+async def list_labels(request: Request) -> Response:
+    _, repo = repo_context(request)
+    issue = issue_of(request, repo)
+    page, headers = paginate(request, issue.labels)
+    payloads = payloads_of(request)
+    return respond([payloads.label(repo, label) for label in page], headers=headers)
+
+
 async def list_comments(request: Request) -> Response:
     _, repo = repo_context(request)
     issue = issue_of(request, repo)
@@ -70,6 +108,7 @@ async def create_comment(request: Request) -> Response:
     require_issue_write(token, issue)
     text = comment_text(await json_object(request))
     world = world_of(request)
+    count_creation(world)
     comment = Comment(world.new_id(), issue.number, bot_user(request, token), text)
     with world.lock:
         repo.comments[comment.id] = comment
@@ -79,11 +118,20 @@ async def create_comment(request: Request) -> Response:
     )
 
 
-def comment_text(body: dict[str, object]) -> str:
+def comment_text(body: dict[str, object], resource: str = "IssueComment") -> str:
     text = body.get("body")
     if not isinstance(text, str):
-        raise validation_failed("IssueComment", "body", "missing_field")
+        raise validation_failed(resource, "body", "missing_field")
+    check_length(resource, text)
     return text
+
+
+def check_length(resource: str, text: str | None) -> None:
+    """GitHub's 422 for a comment or description over 65536 characters."""
+    if text is not None and len(text) > MAX_BODY:
+        message = f"body is too long (maximum is {MAX_BODY} characters)"
+        errors = [{"resource": resource, "code": "custom", "field": "body", "message": message}]
+        raise GitHubError(422, "Validation Failed", errors)
 
 
 async def get_comment(request: Request) -> Response:
@@ -192,6 +240,8 @@ WRITE = {401, 403, 404}
 
 routes = [
     RestRoute("GET", ISSUE, get_issue, {200, 401, 404}),
+    RestRoute("PATCH", ISSUE, update_issue, {200, 400, 422, *WRITE}),
+    RestRoute("GET", f"{ISSUE}/labels", list_labels, {200, 401, 404}),
     RestRoute("GET", f"{ISSUE}/comments", list_comments, {200, 401, 404}),
     RestRoute("POST", f"{ISSUE}/comments", create_comment, {201, 400, 422, *WRITE}),
     RestRoute("GET", COMMENT, get_comment, {200, 401, 404}),

@@ -10,13 +10,14 @@ from starlette.responses import Response
 
 from tests.github_emulator import bare_repos
 from tests.github_emulator.auth import require_permission
+from tests.github_emulator.content_limit import count_creation
 from tests.github_emulator.errors import (
     GitHubError,
     not_found,
     validation_failed,
     validation_message,
 )
-from tests.github_emulator.rest_issues import bot_user
+from tests.github_emulator.rest_issues import bot_user, check_length
 from tests.github_emulator.routing import (
     RestRoute,
     int_param,
@@ -93,11 +94,13 @@ async def create_pull(request: Request) -> Response:
         raise validation_failed("PullRequest", "base")
     if heads[branch] == heads[base]:
         raise validation_message("PullRequest", f"No commits between {base} and {branch}")
+    check_length("PullRequest", body.get("body") if isinstance(body.get("body"), str) else None)
     world = world_of(request)
     with world.lock:
         if any_open_pull(repo, branch, base):
             message = f"A pull request already exists for {repo.owner.login}:{branch}."
             raise validation_message("PullRequest", message)
+        count_creation(world)
         issue = Issue(
             id=world.new_id(),
             number=world.next_number(repo),
@@ -135,6 +138,7 @@ async def update_pull(request: Request) -> Response:
     for field in ("title", "body", "base"):
         if field in body and not isinstance(body[field], str):
             raise validation_failed("PullRequest", field)
+    check_length("PullRequest", body.get("body"))
     issue.title = body.get("title", issue.title)
     issue.body = body.get("body", issue.body)
     assert issue.pull is not None

@@ -17,7 +17,7 @@ from tests.github_emulator.payloads import Payloads
 from tests.github_emulator.state import Repo, Token, World
 
 API_PREFIX = "/api/v3"
-SLASHED_PARAMS = ("ref", "branch")
+SLASHED_PARAMS = ("ref", "branch", "path")
 """Path parameters that may hold slashes (heads/feature/x)."""
 
 Endpoint = Callable[[Request], Awaitable[Response]]

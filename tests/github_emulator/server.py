@@ -1,4 +1,5 @@
-"""The emulator's ASGI app (REST + git routes, error shape, request log) and its uvicorn thread."""
+"""The emulator's ASGI app (REST, GraphQL, web and git routes, error shape, request log) and its
+uvicorn thread."""
 
 from __future__ import annotations
 
@@ -11,16 +12,43 @@ from starlette.applications import Starlette
 from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from tests.github_emulator import git_http, rest_app, rest_issues, rest_pulls, rest_repos
+from tests.github_emulator import (
+    git_http,
+    graphql_api,
+    manifest_flow,
+    rest_app,
+    rest_checks,
+    rest_git,
+    rest_hooks,
+    rest_issues,
+    rest_pulls,
+    rest_repos,
+    rest_reviews,
+)
 from tests.github_emulator.errors import GitHubError, render
 from tests.github_emulator.payloads import Payloads
 from tests.github_emulator.state import RequestRecord, World
 
-REST_ROUTES = [*rest_app.routes, *rest_repos.routes, *rest_issues.routes, *rest_pulls.routes]
+REST_ROUTES = [
+    *rest_app.routes,
+    *rest_hooks.routes,
+    *manifest_flow.rest_routes,
+    *rest_repos.routes,
+    *rest_git.routes,
+    *rest_issues.routes,
+    *rest_pulls.routes,
+    *rest_reviews.routes,
+    *rest_checks.routes,
+]
 
 
 def build_app(world: World, payloads: Payloads) -> Starlette:
-    routes: list[BaseRoute] = [*REST_ROUTES, *git_http.routes]
+    routes: list[BaseRoute] = [
+        *REST_ROUTES,
+        *graphql_api.routes,
+        *manifest_flow.web_routes,
+        *git_http.routes,
+    ]
     app = Starlette(routes=routes, exception_handlers={GitHubError: render})
     app.state.world = world
     app.state.payloads = payloads

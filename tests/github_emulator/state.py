@@ -6,6 +6,7 @@ import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 ROLES = ("admin", "maintain", "write", "triage", "read", "none")
 """Repository roles, strongest first, as `set_permission` accepts them."""
@@ -14,6 +15,7 @@ DEFAULT_PERMISSIONS = {
     "contents": "write",
     "issues": "write",
     "pull_requests": "write",
+    "checks": "write",
     "metadata": "read",
 }
 """What an installation may do unless a test says otherwise."""
@@ -37,6 +39,13 @@ class App:
     owner: User
     public_key_pem: bytes
     created_at: datetime = field(default_factory=now)
+    name: str = ""
+    permissions: dict[str, str] = field(default_factory=lambda: dict(DEFAULT_PERMISSIONS))
+    events: list[str] = field(
+        default_factory=lambda: ["issues", "issue_comment", "pull_request_review_comment"]
+    )
+    webhook_url: str | None = None
+    webhook_secret: str | None = None
 
     @property
     def client_id(self) -> str:
@@ -113,6 +122,62 @@ class Issue:
     created_at: datetime = field(default_factory=now)
     updated_at: datetime = field(default_factory=now)
     closed_at: datetime | None = None
+    state_reason: str | None = None
+
+
+@dataclass
+class Review:
+    """A submitted pull request review; its line comments are `ReviewComment`s with its id."""
+
+    id: int
+    pull_number: int
+    user: User
+    body: str
+    state: str
+    commit_id: str
+    submitted_at: datetime = field(default_factory=now)
+
+
+@dataclass
+class ReviewComment:
+    """A comment on a line of a pull's diff; replies share the root's thread."""
+
+    id: int
+    pull_number: int
+    review_id: int
+    user: User
+    body: str
+    path: str
+    line: int
+    side: str
+    diff_hunk: str
+    position: int
+    commit_id: str
+    in_reply_to: int | None = None
+    reactions: list[Reaction] = field(default_factory=list)
+    created_at: datetime = field(default_factory=now)
+    updated_at: datetime = field(default_factory=now)
+
+    @property
+    def thread_root(self) -> int:
+        return self.in_reply_to if self.in_reply_to is not None else self.id
+
+
+@dataclass
+class CheckRun:
+    id: int
+    app: App
+    head_sha: str
+    name: str
+    status: str = "queued"
+    conclusion: str | None = None
+    details_url: str | None = None
+    external_id: str | None = None
+    started_at: datetime | None = field(default_factory=now)
+    completed_at: datetime | None = None
+    output: dict[str, str | None] = field(
+        default_factory=lambda: {"title": None, "summary": None, "text": None}
+    )
 
 
 @dataclass
@@ -128,6 +193,13 @@ class Repo:
     labels: dict[str, Label] = field(default_factory=dict)
     issues: dict[int, Issue] = field(default_factory=dict)
     comments: dict[int, Comment] = field(default_factory=dict)
+    reviews: dict[int, Review] = field(default_factory=dict)
+    review_comments: dict[int, ReviewComment] = field(default_factory=dict)
+    resolved_threads: set[int] = field(default_factory=set)
+    """Ids of the root comments of resolved review threads."""
+    check_runs: dict[int, CheckRun] = field(default_factory=dict)
+    verified_commits: set[str] = field(default_factory=set)
+    """Commits an app made through the git database API, which GitHub signs and verifies."""
     created_at: datetime = field(default_factory=now)
 
     @property
@@ -152,6 +224,38 @@ class RequestRecord:
     """'app', 'installation', 'basic' or 'none'."""
 
 
+@dataclass
+class HookDelivery:
+    """One webhook delivery GitHub attempted to an app's webhook URL."""
+
+    id: int
+    guid: str
+    app_id: int
+    url: str
+    event: str
+    action: str | None
+    installation_id: int | None
+    repository_id: int | None
+    redelivery: bool
+    request_headers: dict[str, str]
+    request_payload: dict[str, object]
+    status_code: int
+    status: str
+    duration: float
+    response_headers: dict[str, str]
+    response_body: str | None
+    delivered_at: datetime = field(default_factory=now)
+
+
+@dataclass
+class ConfirmedManifest:
+    """A manifest the user confirmed on the web; its code converts it into an app once."""
+
+    manifest: dict[str, Any]
+    owner: str
+    confirmed_at: datetime = field(default_factory=now)
+
+
 class World:
     """Everything the emulator knows; one lock guards writes from the test and server threads."""
 
@@ -164,6 +268,14 @@ class World:
         self.tokens: dict[str, Token] = {}
         self.repos: dict[str, Repo] = {}
         self.requests: list[RequestRecord] = []
+        self.deliveries: list[HookDelivery] = []
+        self.manifest_codes: dict[str, ConfirmedManifest] = {}
+        """Codes of confirmed manifests not yet converted."""
+        self.content_limit: int | None = None
+        """Content creations allowed per rolling minute; None: no secondary rate limit."""
+        self.content_created: list[float] = []
+        self.web_login = "app-owner"
+        """The user signed in on the web pages (the manifest flow's app owner)."""
         self._next_id = 1000
 
     def new_id(self) -> int:

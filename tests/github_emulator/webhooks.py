@@ -38,9 +38,14 @@ def build(
     label: str | None = None,
     comment: int | None = None,
     pull: int | None = None,
+    review: int | None = None,
 ) -> JSON:
-    """An example payload whose repository, issue, pull, comment, label, sender and
-    installation are replaced by the emulator's own, so it matches the state."""
+    """An example payload whose repository, issue, pull, comment, review, label, sender and
+    installation are replaced by the emulator's own, so it matches the state.
+
+    `comment` is an issue comment's id or a review comment's id; a review comment or a review
+    brings its pull request along.
+    """
     found = world.repo(repo)
     if found is None:
         raise KeyError(f"no repository {repo}")
@@ -59,11 +64,19 @@ def build(
         replacements["issue"] = payloads.issue(found, found.issues[issue])
     if label is not None:
         replacements["label"] = payloads.label(found, _label(found, label))
-    if comment is not None:
+    if comment is not None and comment in found.review_comments:
+        review_comment = found.review_comments[comment]
+        replacements["comment"] = payloads.review_comment(found, review_comment)
+        pull = review_comment.pull_number if pull is None else pull
+    elif comment is not None:
         replacements["comment"] = payloads.comment(found, found.comments[comment])
+    if review is not None:
+        replacements["review"] = payloads.review(found, found.reviews[review])
+        pull = found.reviews[review].pull_number if pull is None else pull
     if pull is not None:
         replacements["pull_request"] = _pull(payloads, found, pull)
-        replacements["number"] = pull
+        if "number" in payload:
+            replacements["number"] = pull
     payload.update(replacements)
     return payload
 

@@ -28,6 +28,8 @@ NUDGE = (
     "You appear to be stuck: {why}. Step back: re-read the issue and your plan, and try a "
     "different approach. If the task is done, call `submit`."
 )
+CONDENSE_TARGET = 0.6
+"""After condensing, the context should be at most this share of the threshold."""
 CUT_OFF = "Your reply was cut off at the output token limit. Make smaller steps."
 
 
@@ -115,7 +117,7 @@ class Agent:
             test_timeout=self.config.test_timeout,
             command_timeout=self.config.command_timeout,
             observation_limit=self.config.observation_limit,
-            read_only=self.task.mode == "plan",
+            read_only=self.task.mode != "fix",
             on_plan_change=on_plan,
         )
 
@@ -232,8 +234,18 @@ class Agent:
         limit = self.config.condense_threshold * self.config.context_window
         if self.estimated_context() < limit:
             return
-        removed = condense(self.messages, self.config.keep_recent_observations)
-        self.trajectory.write("condensed", characters=removed, step=self.steps)
+        # Condense well below the threshold: every condensation costs one prefix-cache miss,
+        # so one deep cut beats a shallow one on every later step.
+        target = limit * CONDENSE_TARGET
+        keep, removed = self.config.keep_recent_observations, 0
+        while True:
+            removed += condense(self.messages, keep)
+            # The newest observation always stays: the model has not read it yet.
+            if self.estimated_context() < target or keep <= 1:
+                break
+            keep //= 2
+        if removed:
+            self.trajectory.write("condensed", characters=removed, step=self.steps, kept=keep)
 
     def estimated_context(self) -> int:
         # A character count of the whole conversation: cheap and never lags behind like usage does.

@@ -37,6 +37,10 @@ FIX_STEPS = (
     "Run the tests (`run_tests` if available, else the project's test command with `bash`) "
     "and add or adjust a test for the fix when the project has tests.",
 )
+ASK_STEPS = (
+    "Do not modify any file: you are answering a question about the code.",
+    "Check your answer against the code (and by running it, if that helps).",
+)
 PLAN_STEPS = (
     "Do not modify any file: this is a planning task.",
     "Make the plan concrete: files, functions and tests to change, and the risks.",
@@ -44,7 +48,7 @@ PLAN_STEPS = (
 
 
 def system_prompt(task: Task, workspace: str) -> str:
-    act, verify = PLAN_STEPS if task.mode == "plan" else FIX_STEPS
+    act, verify = {"plan": PLAN_STEPS, "ask": ASK_STEPS}.get(task.mode, FIX_STEPS)
     return SYSTEM_PROMPT.format(workspace=workspace, act=act, verify=verify)
 
 
@@ -68,6 +72,11 @@ def task_message(task: Task) -> str:
         parts.append(f"The project's tests run with: `{task.test_command}` (tool `run_tests`).")
     if task.mode == "plan":
         parts.append("Deliver a plan only (the `todo` list and the `submit` summary); no edits.")
+    if task.mode == "ask":
+        parts.append(
+            "Answer the question asked in the issue. Your `submit` summary is the answer that "
+            "will be posted: make it complete, with file and line references; no edits."
+        )
     return "\n\n".join(parts)
 
 

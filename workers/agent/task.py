@@ -16,5 +16,5 @@ class Task:
     """Text of the repository's agent guidance files (AGENTS.md, QWEN.md, ...), if any."""
     test_command: str | None = None
     """Shell command that runs the repository's tests from its root; None when unknown."""
-    mode: Literal["fix", "plan"] = "fix"
-    """"fix" edits and tests; "plan" only investigates and writes a plan."""
+    mode: Literal["fix", "plan", "ask"] = "fix"
+    """"fix" edits and tests; "plan" only investigates and writes a plan; "ask" only answers."""

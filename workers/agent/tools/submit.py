@@ -47,6 +47,6 @@ async def run(ctx: ToolContext, args: dict[str, Any]) -> str:
     diff = await ctx.sandbox.diff()
     if not diff.strip():
         if ctx.read_only:
-            return "Plan mode: no changes, as expected. Call `submit` again to deliver the plan."
+            return "No changes, as expected of a read-only task. Call `submit` again to deliver."
         return "Your diff is EMPTY: nothing has changed. Make the fix, or call `submit` again."
     return f"{REVIEW}\n\n{cut_middle(diff, ctx.observation_limit)}"

@@ -1,0 +1,351 @@
+"""DockerSandbox: a locked-down container around a host checkout, driven through one shell."""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import json
+import math
+import os
+import posixpath
+import shlex
+import socket
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import docker
+from docker.errors import APIError, NotFound
+
+from sandbox import labels as label
+from sandbox.archive import pack_file, unpack_file
+from sandbox.base_commit import NotACheckout, read_head_commit
+from sandbox.config import SandboxConfig
+from sandbox.protocol import ExecResult
+from sandbox.shell import ShellChannel
+
+SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+DIFF_INDEX = "/tmp/.qwen-fix-diff-index"
+DIFF_PATCH = "/tmp/.qwen-fix-diff.patch"
+MAX_SYMLINK_HOPS = 8
+
+
+class SandboxError(RuntimeError):
+    """A sandbox operation failed for a reason other than the command's own exit status."""
+
+
+def sandbox_environment(config: SandboxConfig) -> dict[str, str]:
+    """The whole environment of the container: nothing from the worker, so no secrets."""
+    return {
+        "PATH": SEARCH_PATH,
+        "HOME": config.home,
+        "LANG": "C.UTF-8",
+        "TERM": "dumb",
+        "PAGER": "cat",
+        "GIT_PAGER": "cat",
+        # Tests run by the agent must not litter the diff with __pycache__ directories.
+        "PYTHONDONTWRITEBYTECODE": "1",
+        "PYTHONUNBUFFERED": "1",
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "DEBIAN_FRONTEND": "noninteractive",
+    }
+
+
+class DockerSandbox:
+    """One container per job: --network none, read-only root, no capabilities, uid 1000."""
+
+    def __init__(
+        self,
+        client: docker.DockerClient,
+        container_id: str,
+        config: SandboxConfig,
+        base_commit: str | None,
+    ) -> None:
+        self.client = client
+        self.container_id = container_id
+        self.config = config
+        self.workspace = config.workspace
+        self.base_commit = base_commit
+        """Commit (or empty tree) `diff` compares against; None until the shell reads it."""
+        self._closed = False
+        self._shell = ShellChannel(
+            self._open_exec_socket,
+            workspace=config.workspace,
+            home=config.home,
+            baseline_names=sandbox_environment(config),
+            output_cap=config.output_cap,
+        )
+
+    @classmethod
+    async def start(
+        cls,
+        client: docker.DockerClient,
+        config: SandboxConfig,
+        workspace_dir: Path,
+        *,
+        labels: Mapping[str, str],
+        base_commit: str | None = None,
+    ) -> DockerSandbox:
+        """Start a container over `workspace_dir` and return once its shell answers."""
+        workspace_dir = await asyncio.to_thread(workspace_dir.resolve)
+        if base_commit is None:
+            try:
+                base_commit = read_head_commit(workspace_dir)
+            except (NotACheckout, OSError):
+                base_commit = None  # read inside the container below instead
+        await asyncio.to_thread(give_tree_to, workspace_dir, config.uid, config.gid)
+        container_id = await asyncio.to_thread(
+            _create_container, client, config, workspace_dir, labels
+        )
+        sandbox = cls(client, container_id, config, base_commit)
+        try:
+            await sandbox._shell.start()
+            if sandbox.base_commit is None:
+                sandbox.base_commit = await sandbox._read_base_in_container()
+        except BaseException:
+            await sandbox.close()
+            raise
+        return sandbox
+
+    async def run(
+        self,
+        command: str,
+        *,
+        timeout: float | None = None,
+        cwd: str | None = None,
+        env: Mapping[str, str] | None = None,
+    ) -> ExecResult:
+        """Run `command` in the session shell; state persists unless cwd/env are given."""
+        self._check_open()
+        limit = self.config.command_timeout if timeout is None else timeout
+        return await self._shell.run(command, timeout=limit, cwd=cwd, env=env)
+
+    async def read_file(self, path: str) -> bytes:
+        """The bytes of a file; relative paths are relative to the workspace."""
+        self._check_open()
+        target = self._absolute(path)
+        if not self._in_workspace(target):
+            return await self._read_via_shell(target)
+        for _ in range(MAX_SYMLINK_HOPS):
+            content = await asyncio.to_thread(self._get_archive, target)
+            if isinstance(content, bytes):
+                return content
+            target = content
+            if not self._in_workspace(target):
+                return await self._read_via_shell(target)
+        raise OSError(f"too many levels of symbolic links: {path}")
+
+    async def write_file(self, path: str, data: bytes) -> None:
+        """Create or replace a file (owned by the sandbox user), making parent directories."""
+        self._check_open()
+        target = self._absolute(path)
+        if not self._in_workspace(target):
+            await self._write_via_shell(target, data)
+            return
+        parent, name = posixpath.split(target)
+        mode = await asyncio.to_thread(self._existing_mode, target)
+        archive = pack_file(name, data, uid=self.config.uid, gid=self.config.gid, mode=mode)
+        try:
+            await asyncio.to_thread(self.client.api.put_archive, self.container_id, parent, archive)
+        except NotFound:
+            await self._check_ok(await self.run(f"mkdir -p -- {shlex.quote(parent)}"), path)
+            await asyncio.to_thread(self.client.api.put_archive, self.container_id, parent, archive)
+
+    async def diff(self) -> str:
+        """`git diff --binary` of the workspace against the base commit, untracked files included.
+
+        Runs inside the container (never git on the host over sandbox-writable files). Bytes
+        that are not UTF-8 are kept as surrogate escapes: encode with "surrogateescape".
+        """
+        self._check_open()
+        base = shlex.quote(self.base_commit or "HEAD")
+        ws = shlex.quote(self.workspace)
+        git = "git -c core.fsmonitor=false -c core.quotepath=off"
+        script = (
+            f"cp -f {ws}/.git/index {DIFF_INDEX} 2>/dev/null || {git} read-tree {base} || exit\n"
+            f"GIT_INDEX_FILE={DIFF_INDEX} {git} add -A || exit\n"
+            f"GIT_INDEX_FILE={DIFF_INDEX} {git} diff --cached --binary --no-color --no-ext-diff"
+            f" --no-textconv --src-prefix=a/ --dst-prefix=b/ {base} >{DIFF_PATCH} || exit\n"
+            f"rm -f {DIFF_INDEX}; base64 <{DIFF_PATCH}; status=$?; rm -f {DIFF_PATCH}; exit $status"
+        )
+        result = await self._shell.run(
+            script, timeout=self.config.command_timeout, cwd=self.workspace, capped=False
+        )
+        if not result.ok:
+            raise SandboxError(f"git diff failed in the sandbox: {result.output[-2000:]}")
+        return base64.b64decode(result.output).decode("utf-8", errors="surrogateescape")
+
+    async def close(self) -> None:
+        """Remove the container; calling it again does nothing."""
+        if self._closed:
+            return
+        self._closed = True
+        self._shell.close()
+        await asyncio.to_thread(remove_container, self.client, self.container_id)
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise SandboxError("the sandbox is closed")
+
+    def _absolute(self, path: str) -> str:
+        return posixpath.normpath(posixpath.join(self.workspace, path))
+
+    def _in_workspace(self, path: str) -> bool:
+        return path == self.workspace or path.startswith(self.workspace.rstrip("/") + "/")
+
+    async def _open_exec_socket(self) -> socket.socket:
+        return await asyncio.to_thread(self._open_exec_socket_blocking)
+
+    def _open_exec_socket_blocking(self) -> socket.socket:
+        api = self.client.api
+        exec_id = api.exec_create(
+            self.container_id,
+            ["/bin/sh"],
+            stdin=True,
+            stdout=True,
+            stderr=True,
+            tty=False,
+            user=self.config.user,
+            workdir=self.workspace,
+        )["Id"]
+        stream = api.exec_start(exec_id, socket=True)
+        raw = getattr(stream, "_sock", stream)
+        if not isinstance(raw, socket.socket):
+            raise SandboxError("the docker exec stream is not a plain socket (TLS/ssh engines)")
+        # Our own descriptor: the HTTP response object may close its one when collected.
+        own = raw.dup()
+        stream.close()
+        raw.close()
+        return own
+
+    def _get_archive(self, path: str) -> bytes | str:
+        try:
+            chunks, _ = self.client.api.get_archive(self.container_id, path)
+        except NotFound:
+            raise FileNotFoundError(path) from None
+        return unpack_file(chunks, path)
+
+    def _existing_mode(self, path: str) -> int:
+        """Permission bits of the file being replaced (so +x survives an edit), else 0644."""
+        api = self.client.api
+        # docker-py has no call for the archive HEAD (stat) endpoint; unversioned paths
+        # are served at the engine's own API version.
+        url = f"{api.base_url}/containers/{self.container_id}/archive"
+        response = api.head(url, params={"path": path})
+        header = response.headers.get("X-Docker-Container-Path-Stat")
+        if response.status_code != 200 or not header:
+            return 0o644
+        stat: dict[str, Any] = json.loads(base64.b64decode(header))
+        go_file_type_bits = 0xFFF00000
+        if int(stat.get("mode", 0)) & go_file_type_bits:
+            return 0o644
+        return int(stat["mode"]) & 0o777
+
+    async def _read_via_shell(self, path: str) -> bytes:
+        # The archive API cannot see tmpfs mounts such as /tmp, so go through the shell.
+        result = await self._shell.run(
+            f"base64 <{shlex.quote(path)}", timeout=self.config.command_timeout, capped=False
+        )
+        await self._check_ok(result, path)
+        return base64.b64decode(result.output)
+
+    async def _write_via_shell(self, path: str, data: bytes) -> None:
+        target = shlex.quote(path)
+        parent = shlex.quote(posixpath.dirname(path))
+        encoded = base64.b64encode(data).decode()
+        script = f"mkdir -p -- {parent} && printf '%s' '{encoded}' | base64 -d >{target}"
+        result = await self._shell.run(script, timeout=self.config.command_timeout)
+        await self._check_ok(result, path)
+
+    async def _check_ok(self, result: ExecResult, path: str) -> None:
+        if result.ok:
+            return
+        message = result.output.strip()
+        if "No such file" in message or "nonexistent" in message:
+            raise FileNotFoundError(path)
+        if "Permission denied" in message or "Read-only" in message:
+            raise PermissionError(f"{path}: {message}")
+        raise OSError(f"{path}: {message}")
+
+    async def _read_base_in_container(self) -> str:
+        result = await self._shell.run(
+            "git rev-parse --verify -q HEAD || git hash-object -t tree /dev/null",
+            timeout=self.config.command_timeout,
+            cwd=self.workspace,
+        )
+        return result.output.strip().splitlines()[-1] if result.ok else "HEAD"
+
+
+def give_tree_to(root: Path, uid: int, gid: int) -> None:
+    """chown a host directory tree to the sandbox user, skipping entries already theirs."""
+    try:
+        for directory, _, files in os.walk(root):
+            for entry in (directory, *(os.path.join(directory, f) for f in files)):
+                status = os.lstat(entry)
+                if status.st_uid != uid or status.st_gid != gid:
+                    os.lchown(entry, uid, gid)
+    except PermissionError as exc:
+        raise SandboxError(
+            f"cannot hand {root} to uid {uid}: run the worker as root or create the checkout"
+            f" as that user ({exc})"
+        ) from None
+
+
+def _create_container(
+    client: docker.DockerClient,
+    config: SandboxConfig,
+    workspace_dir: Path,
+    extra_labels: Mapping[str, str],
+) -> str:
+    api = client.api
+    lifetime = math.ceil(config.lifetime)
+    host_config = api.create_host_config(
+        binds={str(workspace_dir): {"bind": config.workspace, "mode": "rw"}},
+        tmpfs={"/tmp": f"rw,nosuid,nodev,size={config.tmpfs_size},mode=1777"},
+        network_mode=config.network,
+        read_only=True,
+        cap_drop=["ALL"],
+        security_opt=["no-new-privileges"],
+        mem_limit=config.memory,
+        memswap_limit=config.memory,
+        nano_cpus=int(config.cpus * 1e9),
+        pids_limit=config.pids,
+        # docker-init as pid 1 reaps the orphans of killed process groups.
+        init=True,
+        auto_remove=True,
+    )
+    all_labels = {
+        **extra_labels,
+        label.SANDBOX: "1",
+        label.EXPIRES_AT: str(int(time.time()) + lifetime),
+    }
+    container = api.create_container(
+        config.image,
+        # The lifetime is enforced by pid 1 itself: the container ends when sleep does.
+        command=["sleep", str(lifetime)],
+        user=config.user,
+        working_dir=config.workspace,
+        environment=sandbox_environment(config),
+        labels=all_labels,
+        hostname="sandbox",
+        host_config=host_config,
+    )
+    container_id: str = container["Id"]
+    try:
+        api.start(container_id)
+    except BaseException:
+        remove_container(client, container_id)
+        raise
+    return container_id
+
+
+def remove_container(client: docker.DockerClient, container_id: str) -> None:
+    """Force-remove a container; already gone (or being removed) counts as done."""
+    try:
+        client.api.remove_container(container_id, force=True)
+    except NotFound:
+        pass
+    except APIError as exc:
+        if exc.status_code != 409:  # removal already in progress (auto-remove)
+            raise

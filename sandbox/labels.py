@@ -1,0 +1,10 @@
+"""Docker labels that mark qwen-fix sandbox containers, so they can be found and reaped."""
+
+SANDBOX = "qwen-fix.sandbox"
+"""Present (value "1") on every sandbox container."""
+WORKER = "qwen-fix.worker"
+"""Id of the worker process that started the sandbox."""
+JOB = "qwen-fix.job"
+"""Id of the job the sandbox serves."""
+EXPIRES_AT = "qwen-fix.expires-at"
+"""Unix time after which the sandbox has outlived its lifetime."""

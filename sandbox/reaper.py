@@ -1,0 +1,64 @@
+"""reap_orphans: removes sandbox containers that no running job owns any more."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Collection
+
+import docker
+
+from sandbox import labels as label
+from sandbox.docker import remove_container
+
+STARTING_GRACE = 120.0
+"""Seconds a container may sit in `created` before it counts as abandoned: another worker
+may be between creating and starting it."""
+ENDED_STATES = frozenset({"exited", "dead"})
+
+
+def reap_orphans(
+    client: docker.DockerClient,
+    *,
+    worker_id: str | None = None,
+    live_workers: Collection[str] | None = None,
+) -> int:
+    """Remove orphaned sandbox containers and return how many were removed.
+
+    With `worker_id`, every sandbox of that worker goes (call it when the worker starts:
+    whatever it left behind is from a previous life). Always, sandboxes past their lifetime,
+    ended, or created but never started go, and so do those whose worker label names a worker not in
+    `live_workers` when that is given. Blocking: from async code use asyncio.to_thread.
+    """
+    now = time.time()
+    containers = client.api.containers(all=True, filters={"label": f"{label.SANDBOX}=1"})
+    removed = 0
+    for container in containers:
+        if is_orphan(container, now=now, worker_id=worker_id, live_workers=live_workers):
+            remove_container(client, container["Id"])
+            removed += 1
+    return removed
+
+
+def is_orphan(
+    container: dict[str, object],
+    *,
+    now: float,
+    worker_id: str | None,
+    live_workers: Collection[str] | None,
+) -> bool:
+    """Decide from a container listing entry whether it should be removed."""
+    labels = container.get("Labels") or {}
+    assert isinstance(labels, dict)
+    owner = labels.get(label.WORKER)
+    if worker_id is not None and owner == worker_id:
+        return True
+    state = container.get("State")
+    if state in ENDED_STATES:
+        return True
+    created = container.get("Created")
+    if state == "created" and isinstance(created, int) and created < now - STARTING_GRACE:
+        return True
+    expires_at = labels.get(label.EXPIRES_AT)
+    if expires_at is not None and float(expires_at) <= now:
+        return True
+    return live_workers is not None and owner is not None and owner not in live_workers

@@ -1,0 +1,131 @@
+"""Start, shell restart, close, lifetime and orphan reaping over the real engine."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from pathlib import Path
+
+import docker
+import pytest
+
+from sandbox import labels
+from sandbox.config import SandboxConfig
+from sandbox.docker import DockerSandbox, SandboxError
+from sandbox.reaper import reap_orphans
+from tests.sandbox.conftest import TEST_LABELS
+
+
+def sandbox_containers(client: docker.DockerClient, **label_values: str) -> list[str]:
+    wanted = [f"{labels.SANDBOX}=1", *(f"{k}={v}" for k, v in label_values.items())]
+    return [c["Id"] for c in client.api.containers(all=True, filters={"label": wanted})]
+
+
+async def test_container_is_labelled_and_limited(
+    docker_client: docker.DockerClient, sandbox: DockerSandbox
+) -> None:
+    info = docker_client.api.inspect_container(sandbox.container_id)
+    host = info["HostConfig"]
+    assert info["Config"]["Labels"][labels.SANDBOX] == "1"
+    assert info["Config"]["Labels"]["qwen-fix.job"] == "pytest"
+    assert float(info["Config"]["Labels"][labels.EXPIRES_AT]) > time.time()
+    assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
+    assert host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]
+    assert (host["Memory"], host["PidsLimit"], host["NanoCpus"]) == (256 * 2**20, 64, 10**9)
+
+
+async def test_close_removes_the_container_and_is_idempotent(
+    docker_client: docker.DockerClient, small_config: SandboxConfig, checkout: Path
+) -> None:
+    box = await DockerSandbox.start(docker_client, small_config, checkout, labels=TEST_LABELS)
+    await box.close()
+    await box.close()
+    with pytest.raises(docker.errors.NotFound):
+        docker_client.api.inspect_container(box.container_id)
+    with pytest.raises(SandboxError):
+        await box.run("true")
+
+
+async def test_a_dead_shell_is_restarted_and_says_so(sandbox: DockerSandbox) -> None:
+    await sandbox.run("cd /tmp && export KEPT=1")
+    # Kill the long-lived shell: the parent of this command's parent.
+    await sandbox.run("kill -9 $(sed -n 's/^PPid:\\t//p' /proc/$PPID/status)")
+    result = await sandbox.run('pwd; echo "$KEPT"')
+    assert result.output.startswith("[sandbox: the shell had exited or was abandoned")
+    assert result.output.endswith("/tmp\n1\n")
+    assert (await sandbox.run("echo fine")).output == "fine\n"
+
+
+async def test_a_cancelled_command_is_killed_and_the_next_one_runs(sandbox: DockerSandbox) -> None:
+    await sandbox.run("export KEPT=2")
+    with pytest.raises(TimeoutError):
+        async with asyncio.timeout(0.5):
+            await sandbox.run("sleep 401", timeout=60)
+    result = await sandbox.run('echo "$KEPT"; ps -eo args')
+    assert result.ok and "\n2\n" in result.output
+    assert "sleep 401" not in result.output
+
+
+async def test_lifetime_ends_the_container_by_itself(
+    docker_client: docker.DockerClient, small_config: SandboxConfig, checkout: Path
+) -> None:
+    config = small_config.model_copy(update={"lifetime": 1.0})
+    box = await DockerSandbox.start(docker_client, config, checkout, labels=TEST_LABELS)
+    try:
+        for _ in range(50):
+            try:
+                state = docker_client.api.inspect_container(box.container_id)["State"]
+            except docker.errors.NotFound:
+                break
+            if not state["Running"]:
+                break
+            await asyncio.sleep(0.1)
+        else:
+            pytest.fail("the container outlived its lifetime")
+    finally:
+        await box.close()
+
+
+async def test_reap_removes_a_workers_leftovers(
+    docker_client: docker.DockerClient, small_config: SandboxConfig, checkout: Path
+) -> None:
+    worker = {labels.WORKER: "pytest-worker-gone"}
+    box = await DockerSandbox.start(docker_client, small_config, checkout, labels=worker)
+    keep = await DockerSandbox.start(
+        docker_client, small_config, checkout, labels={labels.WORKER: "pytest-worker-alive"}
+    )
+    try:
+        assert reap_orphans(docker_client, worker_id="pytest-worker-gone") >= 1
+        assert sandbox_containers(docker_client, **worker) == []
+        assert sandbox_containers(docker_client, **{labels.WORKER: "pytest-worker-alive"})
+    finally:
+        await box.close()
+        await keep.close()
+
+
+async def test_reap_removes_expired_sandboxes(
+    docker_client: docker.DockerClient, sandbox_image: str
+) -> None:
+    def leftover(expires_at: float) -> str:
+        container_id: str = docker_client.api.create_container(
+            sandbox_image,
+            command=["sleep", "120"],
+            labels={labels.SANDBOX: "1", labels.EXPIRES_AT: str(int(expires_at))},
+            host_config=docker_client.api.create_host_config(network_mode="none"),
+        )["Id"]
+        docker_client.api.start(container_id)
+        return container_id
+
+    expired, current = leftover(time.time() - 10), leftover(time.time() + 600)
+    try:
+        # Only expired ones and this test's are candidates: other sandboxes on the
+        # engine (other test runs) are running and unexpired, so they stay.
+        assert reap_orphans(docker_client) >= 1
+        remaining = set(sandbox_containers(docker_client))
+        assert expired not in remaining
+        assert current in remaining
+    finally:
+        for container_id in (expired, current):
+            with contextlib.suppress(docker.errors.NotFound):
+                docker_client.api.remove_container(container_id, force=True)
