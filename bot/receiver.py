@@ -171,7 +171,11 @@ class Receiver:
         owner, name = target.repository.split("/", 1)
         try:
             client = await self.github.installation(target.installation_id)
-            if target.comment_id is not None:
+            if target.comment_id is not None and target.comment_kind == "review":
+                await client.rest.reactions.async_create_for_pull_request_review_comment(
+                    owner, name, target.comment_id, content="eyes"
+                )
+            elif target.comment_id is not None:
                 await client.rest.reactions.async_create_for_issue_comment(
                     owner, name, target.comment_id, content="eyes"
                 )

@@ -38,6 +38,8 @@ class Target:
     sender: str
     comment_id: int | None = None
     """The comment that asked, to react to and reply under; None for a label."""
+    comment_kind: Literal["issue", "review"] = "issue"
+    """An issue (or PR conversation) comment, or a review comment on a line of a diff."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +206,12 @@ def _parse(model: type[M], payload: Mapping[str, Any]) -> M:
         raise MalformedPayload(f"payload is missing or has invalid fields: {fields}") from None
 
 
-def _target(event: _Event, number: int, comment_id: int | None = None) -> Target | Ignore:
+def _target(
+    event: _Event,
+    number: int,
+    comment_id: int | None = None,
+    comment_kind: Literal["issue", "review"] = "issue",
+) -> Target | Ignore:
     if event.installation is None:
         return Ignore("delivery carries no installation: not sent to a GitHub App")
     return Target(
@@ -213,6 +220,7 @@ def _target(event: _Event, number: int, comment_id: int | None = None) -> Target
         number=number,
         sender=event.sender.login,
         comment_id=comment_id,
+        comment_kind=comment_kind,
     )
 
 
@@ -328,7 +336,7 @@ def _follow_up(
         return Ignore("not a qwen-fix pull request")
     if pull.state != "open":
         return Ignore(f"pull request #{pull.number} is {pull.state}")
-    target = _target(event, pull.number, comment_id)
+    target = _target(event, pull.number, comment_id, "review" if comment_id else "issue")
     if isinstance(target, Ignore):
         return target
     command = parse_mention(body, _mentioned_name(body, rules))

@@ -13,7 +13,11 @@ from typing import Any, cast
 import structlog
 from githubkit import GitHub
 from githubkit.rest.paginator import Paginator
-from githubkit_schemas.latest.models import PullRequest, PullRequestReviewComment
+from githubkit_schemas.latest.models import (
+    PullRequest,
+    PullRequestReview,
+    PullRequestReviewComment,
+)
 
 from bot.commands import mentions
 from bot.jobs import FollowUpJob
@@ -185,11 +189,16 @@ async def gather_requests(client: GitHub, job: FollowUpJob, name: str) -> list[R
     ]
     requests = [_review_request(c, everything) for c in chosen]
     if job.review_id is not None:
-        review = (
-            await client.rest.pulls.async_get_review(owner, repo, job.pull_number, job.review_id)
-        ).parsed_data
-        if mentions(review.body or "", name):
-            requests.insert(0, Request(_login(review.user), review.body or ""))
+        reviews: Paginator[PullRequestReview] = client.rest.paginate(
+            client.rest.pulls.async_list_reviews,
+            owner=owner,
+            repo=repo,
+            pull_number=job.pull_number,
+            per_page=100,
+        )
+        async for review in reviews:
+            if review.id == job.review_id and mentions(review.body or "", name):
+                requests.insert(0, Request(_login(review.user), review.body or ""))
     return requests
 
 

@@ -130,6 +130,9 @@ class Harness:
                 return found
             for role, process in self.processes.items():
                 assert process.poll() is None, f"{role} exited\n{self.output()}"
+            worker_log = self.root / "worker.log"
+            if worker_log.exists() and " failed, " in worker_log.read_text(errors="replace"):
+                raise AssertionError(f"a job failed while waiting for {what}\n{self.output()}")
             time.sleep(0.2)
         raise AssertionError(f"timed out waiting for {what}\n{self.output()}")
 
