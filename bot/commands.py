@@ -44,7 +44,7 @@ def parse_mention(body: str, name: str) -> Command:
     opening = parse_command(body, name)
     if opening is not None:
         return opening
-    return Command("fix", _prose(body).strip())
+    return Command("fix", body.strip())
 
 
 def _opening(name: str) -> re.Pattern[str]:

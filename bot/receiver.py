@@ -6,7 +6,7 @@ import asyncio
 import json
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import structlog
@@ -21,6 +21,7 @@ from bot.deliveries import DeliveryLog
 from bot.github import GitHubApp, can_trigger
 from bot.jobs import FollowUpJob, IssueJob, Job, enqueue, job_name
 from bot.redelivery import keep_up, mark_seen
+from bot.repo_labels import RepoLabels
 from bot.routing import (
     Cancel,
     Decision,
@@ -53,6 +54,7 @@ class Receiver:
     queue: ArqRedis
     deliveries: DeliveryLog
     registry: WorkRegistry
+    repo_labels: RepoLabels = field(default_factory=lambda: RepoLabels())
 
     async def handle(self, request: Request) -> JSONResponse:
         body = await request.body()
@@ -74,6 +76,8 @@ class Receiver:
             if not isinstance(payload, dict):
                 raise MalformedPayload("payload is not a JSON object")
             decision = route(event, payload, self.rules)
+            if isinstance(decision, Ignore) and event == "issues":
+                decision = await self._with_repo_label(event, payload, decision)
         except (ValueError, MalformedPayload) as exc:
             reason = str(exc) if isinstance(exc, MalformedPayload) else "body is not valid JSON"
             log.warning("webhook.malformed", reason=reason)
@@ -94,6 +98,26 @@ class Receiver:
                 await self.deliveries.release(delivery_id)
                 log.exception("webhook.failed")
                 return _answer(503, "failed", "could not act on the delivery; GitHub may redeliver")
+
+    async def _with_repo_label(
+        self, event: str, payload: dict[str, Any], ignored: Ignore
+    ) -> Decision:
+        """Route a label event again under the repository's own trigger label, if it has one."""
+        label = (payload.get("label") or {}).get("name")
+        installation = (payload.get("installation") or {}).get("id")
+        repository = (payload.get("repository") or {}).get("full_name")
+        if payload.get("action") not in ("labeled", "unlabeled") or not label or not installation:
+            return ignored
+        try:
+            repo_label = await self.repo_labels.label(
+                self.github, int(installation), str(repository)
+            )
+        except Exception:
+            log.warning("webhook.repo_label_unknown", exc_info=True)
+            return ignored
+        if repo_label is None or repo_label.casefold() != str(label).casefold():
+            return ignored
+        return route(event, payload, replace(self.rules, trigger_label=repo_label))
 
     async def _act(self, decision: Decision, delivery_id: str) -> JSONResponse:
         assert not isinstance(decision, Ignore)

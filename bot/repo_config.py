@@ -90,8 +90,8 @@ class Limits(_Section):
 class RepoConfig(_Section):
     """What a repository asks of qwen-fix; every field has a default, so no file is fine."""
 
-    label: LabelName = "qwen-fix"
-    """Label that starts a job when put on an issue."""
+    label: LabelName | None = None
+    """Label that starts a job when put on an issue, besides the app's own (TRIGGER_LABEL)."""
     setup: Command | None = None
     """Command run in the sandbox before the agent starts, e.g. installing dependencies; the only
     phase with network access, and only to the hosts in `egress`."""

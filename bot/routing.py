@@ -149,6 +149,7 @@ class _Pull(BaseModel):
     number: int
     state: str = "open"
     head: _Ref
+    user: _Account | None = None
 
 
 class _Event(BaseModel):
@@ -258,9 +259,16 @@ def _issues_closed(payload: Mapping[str, Any], rules: Rules) -> Decision:
     return target if isinstance(target, Ignore) else Cancel(target, "the issue was closed")
 
 
+def _is_ours(pull: _Pull, rules: Rules) -> bool:
+    """The app's own pull request: its branch prefix, or opened by the app's bot account
+    (a repository may configure another prefix)."""
+    by_app = pull.user is not None and pull.user.login in {f"{n}[bot]" for n in rules.names}
+    return by_app or pull.head.ref.startswith(rules.branch_prefix)
+
+
 def _pull_request_closed(payload: Mapping[str, Any], rules: Rules) -> Decision:
     event = _parse(_PullEvent, payload)
-    if not event.pull_request.head.ref.startswith(rules.branch_prefix):
+    if not _is_ours(event.pull_request, rules):
         return Ignore("not a qwen-fix pull request")
     target = _target(event, event.pull_request.number)
     return target if isinstance(target, Ignore) else Cancel(target, "the pull request was closed")
@@ -332,7 +340,7 @@ def _follow_up(
     if not any(mentions(body, name) for name in rules.names):
         return Ignore("the comment does not mention qwen-fix")
     pull = event.pull_request
-    if not pull.head.ref.startswith(rules.branch_prefix):
+    if not _is_ours(pull, rules):
         return Ignore("not a qwen-fix pull request")
     if pull.state != "open":
         return Ignore(f"pull request #{pull.number} is {pull.state}")

@@ -44,6 +44,9 @@ class Settings(BaseSettings):
     command_name: str = Field(
         "qwen-fix", description="Name of `/NAME …` and `@NAME …` commands in comments."
     )
+    app_slug: str | None = Field(
+        None, description="The app's slug, when it differs from the command name: @SLUG works too."
+    )
     branch_prefix: str = Field("qwen-fix/", description="Prefix of the branches the app pushes.")
     web_host: str = "0.0.0.0"
     web_port: Annotated[int, Field(ge=1, le=65535)] = 3000
@@ -75,7 +78,7 @@ class Settings(BaseSettings):
     def routing_rules(self) -> Rules:
         return Rules(
             trigger_label=self.trigger_label,
-            names=(self.command_name,),
+            names=tuple(dict.fromkeys(n for n in (self.command_name, self.app_slug) if n)),
             branch_prefix=self.branch_prefix,
         )
 

@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, cast
+from typing import cast
 
 import structlog
 from githubkit import GitHub
+from githubkit.exception import RequestFailed
 from githubkit.rest.paginator import Paginator
 from githubkit_schemas.latest.models import (
     PullRequest,
@@ -22,17 +23,18 @@ from githubkit_schemas.latest.models import (
 from bot.commands import mentions
 from bot.jobs import FollowUpJob
 from workers.agent.task import Task
-from workers.git import git
+from workers.git import GitError
 from workers.pipeline import (
     Deps,
     JobFailed,
     Outcome,
+    Run,
     run_agent_stage,
     run_tracked,
     safe_name,
 )
 from workers.pr_body import clamp
-from workers.publish import commit_patch, post_check_run, push
+from workers.publish import post_check_run, publish_commit
 from workers.tracking import Progress, TrackingComment
 from workers.workspace import Checkout, clean_up, prepare
 
@@ -122,45 +124,40 @@ async def _follow_up(
             headline = "Answered" if job.mode != "fix" else "No change was needed"
             await tracking.finish("done", headline, summary)
             return Outcome("replied")
-        return await _commit_and_reply(
-            deps, job, client, pull, found, requests, run.patch, summary, run.verification, tracking
-        )
+        return await _commit_and_reply(job, client, pull, found, requests, run, tracking)
     finally:
         clean_up(found)
 
 
 async def _commit_and_reply(
-    deps: Deps,
     job: FollowUpJob,
     client: GitHub,
     pull: PullRequest,
     found: Checkout,
     requests: list[Request],
-    patch: str,
-    summary: str,
-    verification: Any,
+    run: Run,
     tracking: TrackingComment,
 ) -> Outcome:
     await tracking.update(state="publishing", headline="Pushing a commit")
+    summary = run.result.summary or run.result.reason
     first_line = summary.strip().splitlines()[0][:70] if summary.strip() else "Address review"
     message = f"{first_line}\n\nRequested by @{job.triggered_by} on #{pull.number}."
-    sha, _ = await commit_patch(found, patch, message, parent=found.base)
     try:
-        await push(found, pull.head.ref, force=False)
-    except Exception as exc:
+        commit = await publish_commit(
+            client, found, run.patch, message,
+            branch=pull.head.ref, force=False, signed=run.config.signed_commits,
+        )  # fmt: skip
+    except (GitError, RequestFailed) as exc:
         raise JobFailed(
             f"The branch `{pull.head.ref}` moved while I worked, so my commit was not pushed. "
             "Ask again and I will start from its new head."
         ) from exc
-    if verification is not None:
-        await post_check_run(client, job.repository, sha, verification)
-    changed = set(
-        (await git("diff", "--name-only", found.base, sha, cwd=found.publish_tree)).split()
-    )
-    await _reply_all(client, job, requests, f"Done in {sha[:7]}: {summary}")
-    await _resolve_threads(client, job.repository, pull.number, requests, changed)
-    await tracking.finish("done", f"Pushed {sha[:7]}", summary)
-    return Outcome("pushed", pull.number, pull.html_url, branch=pull.head.ref, commit=sha)
+    if run.verification is not None:
+        await post_check_run(client, job.repository, commit.sha, run.verification)
+    await _reply_all(client, job, requests, f"Done in {commit.sha[:7]}: {summary}")
+    await _resolve_threads(client, job.repository, pull.number, requests, commit.files)
+    await tracking.finish("done", f"Pushed {commit.sha[:7]}", summary)
+    return Outcome("pushed", pull.number, pull.html_url, branch=pull.head.ref, commit=commit.sha)
 
 
 async def gather_requests(client: GitHub, job: FollowUpJob, name: str) -> list[Request]:
@@ -268,7 +265,7 @@ async def _reply_all(client: GitHub, job: FollowUpJob, requests: list[Request], 
 
 
 async def _resolve_threads(
-    client: GitHub, repository: str, number: int, requests: list[Request], changed: set[str]
+    client: GitHub, repository: str, number: int, requests: list[Request], changed: frozenset[str]
 ) -> None:
     addressed = {r.comment_id for r in requests if r.in_review_thread and r.path in changed}
     if not addressed:

@@ -35,7 +35,7 @@ from workers.pr_body import (
     pull_request_body,
     pull_request_title,
 )
-from workers.publish import commit_patch, post_check_run, push, request_review, upsert_pull_request
+from workers.publish import post_check_run, publish_commit, request_review, upsert_pull_request
 from workers.tracking import Progress, TrackingComment, plan_markdown
 from workers.workspace import (
     REPO_CONFIG_PATH,
@@ -281,17 +281,17 @@ async def _open_pull_request(
     assert run.verification is not None
     branch = f"{run.config.branch_prefix}issue-{job.issue_number}"
     title = pull_request_title(job.issue_number, task.title)
-    sha, stat = await commit_patch(
-        found, run.patch, f"{title}\n\nFixes #{job.issue_number}", parent=found.base
-    )
-    await push(found, branch, force=True)
+    commit = await publish_commit(
+        client, found, run.patch, f"{title}\n\nFixes #{job.issue_number}",
+        branch=branch, force=True, signed=run.config.signed_commits,
+    )  # fmt: skip
     body = pull_request_body(
         PullRequestContent(
             issue_number=job.issue_number,
             issue_title=task.title,
             summary=run.result.summary or "",
             plan=[PlanItem(item.text, item.done) for item in run.result.plan],
-            diff_stat=stat,
+            diff_stat=commit.stat,
             tests=run.verification,
             stats=_stats(deps, run.result),
             command_name=deps.config.command_name,
@@ -309,7 +309,7 @@ async def _open_pull_request(
     )
     if run.config.reviewers:
         await request_review(client, job.repository, number, job.triggered_by)
-    await post_check_run(client, job.repository, sha, run.verification)
+    await post_check_run(client, job.repository, commit.sha, run.verification)
     verdict = {
         True: "the tests pass",
         False: "the tests fail, so it is a draft",
@@ -319,7 +319,7 @@ async def _open_pull_request(
         "done", f"Opened #{number}", f"{url}: {verdict[run.verification.passed]}."
     )
     log.info("job.published", branch=branch, pr=number, draft=draft)
-    return Outcome("opened", number, url, draft, branch, sha)
+    return Outcome("opened", number, url, draft, branch, commit.sha)
 
 
 def _stats(deps: Deps, result: AgentResult) -> RunStats:

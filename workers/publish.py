@@ -6,6 +6,7 @@ least once.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Literal, cast
 
 import structlog
@@ -19,6 +20,7 @@ from githubkit_schemas.latest.types import (
 
 from workers.git import checkout, git
 from workers.pr_body import Verification, check_run_output, clamp
+from workers.signed_commit import commit_through_api
 from workers.workspace import Checkout
 
 log = structlog.get_logger("qwen_fix.publish")
@@ -31,27 +33,55 @@ CONCLUSIONS: dict[bool | None, Literal["success", "failure", "neutral"]] = {
 }
 
 
-async def commit_patch(
-    found: Checkout, patch: str, message: str, *, parent: str
-) -> tuple[str, str]:
-    """Apply the sandbox's patch on `parent` in the worker's own tree; returns (sha, diff stat)."""
+@dataclass(frozen=True, slots=True)
+class Commit:
+    sha: str
+    stat: str
+    """`git diff --stat` of the change, for the pull request body."""
+    files: frozenset[str]
+    """Paths the change touched."""
+
+
+async def publish_commit(
+    client: GitHub,
+    found: Checkout,
+    patch: str,
+    message: str,
+    *,
+    branch: str,
+    force: bool,
+    signed: bool,
+) -> Commit:
+    """The sandbox's patch as one commit on `branch`, on top of the checkout's base commit.
+
+    `signed` makes it through GitHub's Git Database API (shown as Verified); otherwise it is
+    committed in the worker's tree and pushed. A follow-up never forces over reviewers' pushes.
+    """
+    stat = await _stage(found, patch)
+    names = await git("diff", "--cached", "--name-only", "-z", cwd=found.publish_tree)
+    files = frozenset(name for name in names.split("\0") if name)
+    if signed:
+        sha = await commit_through_api(
+            client, found, message=message, parent=found.base, branch=branch, force=force
+        )
+        return Commit(sha, stat, files)
+    await git("commit", "--quiet", "-m", message, cwd=found.publish_tree)
+    sha = (await git("rev-parse", "HEAD", cwd=found.publish_tree)).strip()
+    await push(found, branch, force=force)
+    return Commit(sha, stat, files)
+
+
+async def _stage(found: Checkout, patch: str) -> str:
+    """Apply the patch to the index of the worker's own tree; returns its diff stat."""
     tree = found.publish_tree
-    await checkout(found.mirror, tree, parent, shared=True)
+    await checkout(found.mirror, tree, found.base, shared=True)
     # The patch is untrusted data from the sandbox; git apply refuses paths outside the tree
     # and inside .git.
     await git(
-        "apply",
-        "--index",
-        "--binary",
-        "--whitespace=nowarn",
-        "-",
-        cwd=tree,
-        stdin=patch.encode("utf-8", "surrogateescape"),
-    )
-    stat = await git("diff", "--cached", "--stat", cwd=tree)
-    await git("commit", "--quiet", "-m", message, cwd=tree)
-    sha = (await git("rev-parse", "HEAD", cwd=tree)).strip()
-    return sha, stat
+        "apply", "--index", "--binary", "--whitespace=nowarn", "-",
+        cwd=tree, stdin=patch.encode("utf-8", "surrogateescape"),
+    )  # fmt: skip
+    return await git("diff", "--cached", "--stat", cwd=tree)
 
 
 async def push(found: Checkout, branch: str, *, force: bool) -> None:

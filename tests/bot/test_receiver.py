@@ -195,3 +195,17 @@ async def test_every_octokit_example_is_accepted_signed_and_refused_mis_signed(
         )
         assert bad.status_code == 401
     assert await world.queued() == []
+
+
+async def test_a_repository_may_name_its_own_trigger_label(world: World) -> None:
+    world.emulator.commit_files(REPO, "main", {".github/qwen-fix.yml": "label: ai-fix\n"})
+    mine = await world.post("issues", world.labeled("maintainer", "ai-fix"), delivery="r-1")
+    assert mine.status_code == 202, mine.text
+    other = await world.post("issues", world.labeled("maintainer", "bug"), delivery="r-2")
+    assert other.json()["status"] == "ignored"
+    # The app's own label keeps working in that repository too.
+    ours = await world.post("issues", world.labeled("maintainer", LABEL), delivery="r-3")
+    assert ours.status_code == 202
+    # The same issue: the second run supersedes the first, which is marked to be aborted.
+    assert [job["id"] for job in await world.queued()] == ["solve_issue:r-1", "solve_issue:r-3"]
+    assert await world.queue.zscore("arq:abort", "solve_issue:r-1") is not None

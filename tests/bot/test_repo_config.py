@@ -53,7 +53,7 @@ def test_an_empty_file_gives_the_defaults(text: str) -> None:
 def test_the_defaults() -> None:
     config = RepoConfig()
     assert (config.label, config.branch_prefix, config.draft) == (
-        "qwen-fix",
+        None,
         "qwen-fix/",
         "on_failure",
     )
@@ -148,7 +148,7 @@ POSITIVE = "a whole number greater than 0"
         ),
         ("test: 5\n", 1, 7, '"test" must be a shell command (text), got 5'),
         ("setup: ''\n", 1, 8, '"setup" must be a shell command (text), got ""'),
-        ("label:\n", 1, 7, '"label" must be a label name of 1 to 50 characters, got nothing'),
+        ('label: ""\n', 1, 8, '"label" must be a label name of 1 to 50 characters, got ""'),
         ("branch_prefix: a b\n", 1, 16, f'"branch_prefix" must be {PREFIX}, got "a b"'),
         ("branch_prefix: x/../y\n", 1, 16, f'"branch_prefix" must be {PREFIX}, got "x/../y"'),
         ("instructions: [a]\n", 1, 15, '"instructions" must be text, got a list'),

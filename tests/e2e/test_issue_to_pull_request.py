@@ -121,3 +121,18 @@ def test_a_failing_fix_opens_a_draft_that_says_so(make_harness: MakeHarness) -> 
     assert [c["conclusion"] for c in h.emulator.check_runs(REPO)] == ["failure"]
     assert "the tests fail, so it is a draft" in (h.tracking(issue) or "")
     _ = sign  # the signature helper is exercised by the 401 case above
+
+
+def test_signed_commits_go_through_the_git_database_api(make_harness: MakeHarness) -> None:
+    config = "signed_commits: true\nreviewers: false\ndraft: always\n"
+    h = make_harness(fix_add_script(), files={**FILES, ".github/qwen-fix.yml": config})
+    issue = h.emulator.add_issue(REPO, "add() subtracts", "It does.", "watcher")
+    assert h.label(issue)["status_code"] == 202
+    h.tracking_says(issue, "Opened #")
+    pull = h.emulator.pulls(REPO)[0]
+    head = h.emulator.branches(REPO)[pull["head"]]
+    assert h.emulator.commit_verified(REPO, head)
+    assert h.emulator.git_log(REPO, head)[:2] == ["Fix #1: add() subtracts", "Initial commit"]
+    assert h.emulator.file_at(REPO, head, "calc.py") == FILES["calc.py"].replace("a - b", "a + b")
+    assert pull["draft"] is True  # `draft: always`, although the tests pass
+    assert pull["requested_reviewers"] == []  # `reviewers: false`
