@@ -29,6 +29,7 @@ class Expect:
 
 _HOST = re.compile(
     r"(?=[^:]{1,253}(:|$))"
+    r"(\*\.)?"  # `*.example.com`: any subdomain of example.com (not example.com itself)
     r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?(\.[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?)*"
     r"(:(?P<port>[0-9]{1,5}))?",
     re.IGNORECASE,

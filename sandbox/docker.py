@@ -4,24 +4,30 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import json
 import math
 import os
 import posixpath
 import shlex
+import shutil
 import socket
+import tempfile
 import time
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import docker
 from docker.errors import APIError, NotFound
 
+from sandbox import forwarder
 from sandbox import labels as label
+from sandbox.allowlist import EgressAllowlist
 from sandbox.archive import pack_file, unpack_file
 from sandbox.base_commit import NotACheckout, read_head_commit
 from sandbox.config import SandboxConfig
+from sandbox.egress import EgressProxy
 from sandbox.protocol import ExecResult
 from sandbox.shell import ShellChannel
 
@@ -29,6 +35,10 @@ SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DIFF_INDEX = "/tmp/.qwen-fix-diff-index"
 DIFF_PATCH = "/tmp/.qwen-fix-diff.patch"
 MAX_SYMLINK_HOPS = 8
+EGRESS_MOUNT = "/run/qwen-fix-egress"
+"""Read-only bind mount of the sandbox's egress directory, where the proxy socket appears."""
+EGRESS_SOCKET = "proxy.sock"
+RELAY_TIMEOUT = 30.0
 
 
 class SandboxError(RuntimeError):
@@ -61,6 +71,7 @@ class DockerSandbox:
         container_id: str,
         config: SandboxConfig,
         base_commit: str | None,
+        egress_dir: Path | None = None,
     ) -> None:
         self.client = client
         self.container_id = container_id
@@ -68,6 +79,8 @@ class DockerSandbox:
         self.workspace = config.workspace
         self.base_commit = base_commit
         """Commit (or empty tree) `diff` compares against; None until the shell reads it."""
+        self.egress_dir = egress_dir
+        """Host directory mounted read-only at EGRESS_MOUNT; the setup proxy listens in it."""
         self._closed = False
         self._shell = ShellChannel(
             self._open_exec_socket,
@@ -95,10 +108,15 @@ class DockerSandbox:
             except (NotACheckout, OSError):
                 base_commit = None  # read inside the container below instead
         await asyncio.to_thread(give_tree_to, workspace_dir, config.uid, config.gid)
-        container_id = await asyncio.to_thread(
-            _create_container, client, config, workspace_dir, labels
-        )
-        sandbox = cls(client, container_id, config, base_commit)
+        egress_dir = await asyncio.to_thread(make_egress_dir, config)
+        try:
+            container_id = await asyncio.to_thread(
+                _create_container, client, config, workspace_dir, labels, egress_dir
+            )
+        except BaseException:
+            await asyncio.to_thread(shutil.rmtree, egress_dir, True)
+            raise
+        sandbox = cls(client, container_id, config, base_commit, egress_dir)
         try:
             await sandbox._shell.start()
             if sandbox.base_commit is None:
@@ -120,6 +138,44 @@ class DockerSandbox:
         self._check_open()
         limit = self.config.command_timeout if timeout is None else timeout
         return await self._shell.run(command, timeout=limit, cwd=cwd, env=env)
+
+    async def run_setup(self, command: str, *, allow: Sequence[str], timeout: float) -> ExecResult:
+        """Run the setup phase: `command` with a proxy that reaches only the hosts in `allow`.
+
+        With `allow` empty the command runs with no network at all. Otherwise an allowlisting
+        proxy listens on a socket in the egress directory and a relay inside the container
+        serves it at 127.0.0.1:PORT; both are gone when this returns, so later commands have
+        no network. The hosts contacted and refused are appended to the output. With `allow`,
+        exports and `cd` in `command` do not outlive it, since the proxy variables must not.
+        """
+        self._check_open()
+        allowlist = EgressAllowlist(allow)
+        if not allowlist:
+            return await self.run(command, timeout=timeout)
+        if self.egress_dir is None:
+            raise SandboxError("this sandbox was started without an egress directory")
+        proxy = EgressProxy(allowlist, self.egress_dir / EGRESS_SOCKET)
+        await proxy.start()
+        try:
+            result = await self._run_through_relay(command, timeout)
+        finally:
+            await proxy.close()
+        return _with_output(
+            result, result.output + _line_break(result.output) + proxy.report.summary() + "\n"
+        )
+
+    async def _run_through_relay(self, command: str, timeout: float) -> ExecResult:
+        socket_path = posixpath.join(EGRESS_MOUNT, EGRESS_SOCKET)
+        started = await self._shell.run(
+            forwarder.start_script(socket_path), timeout=RELAY_TIMEOUT, cwd="/"
+        )
+        if not started.ok:
+            return started
+        relay_pid = int(started.output.split()[-1])
+        try:
+            return await self.run(command, timeout=timeout, env=forwarder.proxy_environment())
+        finally:
+            await self._shell.run(forwarder.stop_script(relay_pid), timeout=RELAY_TIMEOUT, cwd="/")
 
     async def read_file(self, path: str) -> bytes:
         """The bytes of a file; relative paths are relative to the workspace."""
@@ -183,6 +239,8 @@ class DockerSandbox:
         self._closed = True
         self._shell.close()
         await asyncio.to_thread(remove_container, self.client, self.container_id)
+        if self.egress_dir is not None:
+            await asyncio.to_thread(shutil.rmtree, self.egress_dir, True)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -292,16 +350,34 @@ def give_tree_to(root: Path, uid: int, gid: int) -> None:
         ) from None
 
 
+def make_egress_dir(config: SandboxConfig) -> Path:
+    """A fresh host directory for the setup proxy's socket, reachable by the sandbox user only.
+
+    It is mounted read-only, so the sandbox can connect to the socket but never plant one.
+    """
+    path = Path(tempfile.mkdtemp(prefix="qwen-fix-egress-"))
+    try:
+        give_tree_to(path, config.uid, config.gid)
+    except BaseException:
+        shutil.rmtree(path, ignore_errors=True)
+        raise
+    return path
+
+
 def _create_container(
     client: docker.DockerClient,
     config: SandboxConfig,
     workspace_dir: Path,
     extra_labels: Mapping[str, str],
+    egress_dir: Path,
 ) -> str:
     api = client.api
     lifetime = math.ceil(config.lifetime)
     host_config = api.create_host_config(
-        binds={str(workspace_dir): {"bind": config.workspace, "mode": "rw"}},
+        binds={
+            str(workspace_dir): {"bind": config.workspace, "mode": "rw"},
+            str(egress_dir): {"bind": EGRESS_MOUNT, "mode": "ro"},
+        },
         tmpfs={"/tmp": f"rw,nosuid,nodev,size={config.tmpfs_size},mode=1777"},
         network_mode=config.network,
         read_only=True,
@@ -349,3 +425,11 @@ def remove_container(client: docker.DockerClient, container_id: str) -> None:
     except APIError as exc:
         if exc.status_code != 409:  # removal already in progress (auto-remove)
             raise
+
+
+def _with_output(result: ExecResult, output: str) -> ExecResult:
+    return dataclasses.replace(result, output=output)
+
+
+def _line_break(text: str) -> str:
+    return "\n" if text and not text.endswith("\n") else ""

@@ -101,6 +101,7 @@ class Run:
     config: RepoConfig = field(default_factory=RepoConfig)
 
 
+SETUP_TIMEOUT = 900.0
 HEADLINES = {"fix": "Working on a fix", "plan": "Working on a plan", "ask": "Looking into it"}
 
 
@@ -246,10 +247,11 @@ async def load_repo_config(found: Checkout) -> RepoConfig:
         ) from None
 
 
-async def _setup(sandbox: Sandbox, config: RepoConfig) -> None:
+async def _setup(sandbox: DockerSandbox, config: RepoConfig) -> None:
+    """The repository's setup command: the only phase with network, to its allowlist only."""
     if not config.setup:
         return
-    result = await sandbox.run(config.setup, timeout=900)
+    result = await sandbox.run_setup(config.setup, allow=config.egress, timeout=SETUP_TIMEOUT)
     if not result.ok:
         raise JobFailed(
             f"The setup command `{config.setup}` failed (exit {result.exit_code}):\n\n"

@@ -244,3 +244,15 @@ def test_a_file_that_aliases_expand_past_the_bound_is_refused_before_validation(
     assert problem("\n".join(rows) + "\n") == ConfigProblem(
         1, 1, f"the file has over {MAX_NODES} values"
     )
+
+
+def test_egress_accepts_subdomain_wildcards_the_proxy_understands() -> None:
+    from sandbox.allowlist import EgressAllowlist
+
+    config = parse_repo_config('egress: ["*.Example.com", "files.example.org:8443"]\n')
+    assert config.egress == ("*.example.com", "files.example.org:8443")
+    allowlist = EgressAllowlist(config.egress)
+    assert allowlist.decide("cdn.example.com", 443).allowed
+    assert not allowlist.decide("example.com", 443).allowed
+    with pytest.raises(RepoConfigError):
+        parse_repo_config('egress: ["*"]\n')

@@ -176,3 +176,14 @@ def test_deliveries_that_failed_while_down_are_redelivered_at_start(
     h.tracking_says(issue, "Opened #")
     attempts = [d for d in h.emulator.deliveries() if d["guid"] == lost["guid"]]
     assert [d["status_code"] for d in attempts] == [0, 202]
+
+
+def test_a_failing_setup_command_stops_the_run_with_its_output(make_harness: MakeHarness) -> None:
+    config = "setup: echo preparing && exit 3\n"
+    h = make_harness([], files={**FILES, ".github/qwen-fix.yml": config})
+    issue = h.emulator.add_issue(REPO, "add() subtracts", "It does.", "watcher")
+    h.label(issue)
+    body = h.tracking_says(issue, "Could not finish")
+    assert "The setup command `echo preparing && exit 3` failed (exit 3)" in body
+    assert "preparing" in body
+    assert h.model.requests == []
