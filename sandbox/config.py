@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -28,6 +29,9 @@ class SandboxConfig(BaseModel):
     """Where the repository checkout is mounted inside the container."""
     network: str = "none"
     """Docker network mode; `none` means loopback only."""
+    scratch_dir: Path | None = None
+    """Host directory for per-sandbox files that are bind-mounted (the egress socket); None:
+    the system temp dir. A containerised worker must use a path that is the same on the host."""
     tmpfs_size: str = "1g"
     """Size of the writable tmpfs at /tmp (HOME lives under it); counts against memory."""
     output_cap: Annotated[int, Field(gt=1024)] = 64 * 1024

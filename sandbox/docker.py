@@ -355,7 +355,9 @@ def make_egress_dir(config: SandboxConfig) -> Path:
 
     It is mounted read-only, so the sandbox can connect to the socket but never plant one.
     """
-    path = Path(tempfile.mkdtemp(prefix="qwen-fix-egress-"))
+    if config.scratch_dir is not None:
+        config.scratch_dir.mkdir(parents=True, exist_ok=True)
+    path = Path(tempfile.mkdtemp(prefix="qwen-fix-egress-", dir=config.scratch_dir))
     try:
         give_tree_to(path, config.uid, config.gid)
     except BaseException:
