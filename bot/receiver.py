@@ -13,13 +13,14 @@ import structlog
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 from starlette.background import BackgroundTask
 
 from bot.control import WorkRegistry
 from bot.deliveries import DeliveryLog
 from bot.github import GitHubApp, can_trigger
 from bot.jobs import FollowUpJob, IssueJob, Job, enqueue, job_name
+from bot.metrics import DeliveryObservation, ReceiverMetrics
 from bot.redelivery import keep_up, mark_seen
 from bot.repo_labels import RepoLabels
 from bot.routing import (
@@ -55,39 +56,50 @@ class Receiver:
     deliveries: DeliveryLog
     registry: WorkRegistry
     repo_labels: RepoLabels = field(default_factory=lambda: RepoLabels())
+    metrics: ReceiverMetrics = field(default_factory=ReceiverMetrics)
 
     async def handle(self, request: Request) -> JSONResponse:
+        with self.metrics.delivery() as seen:
+            answer = await self._handle(request, seen)
+            seen.outcome = answer.outcome
+            return answer
+
+    async def _handle(self, request: Request, seen: DeliveryObservation) -> Answer:
         body = await request.body()
         if not is_valid_signature(
             self.webhook_secret, body, request.headers.get("x-hub-signature-256")
         ):
             log.warning("webhook.rejected", reason="bad or missing X-Hub-Signature-256")
-            return _answer(401, "rejected", "bad or missing X-Hub-Signature-256")
+            return Answer(401, "rejected", "bad or missing X-Hub-Signature-256")
         event = request.headers.get("x-github-event")
         delivery_id = request.headers.get("x-github-delivery")
+        seen.event = event or ""
         if not event or not delivery_id:
-            return _answer(400, "rejected", "X-GitHub-Event and X-GitHub-Delivery are required")
+            return Answer(400, "rejected", "X-GitHub-Event and X-GitHub-Delivery are required")
         with structlog.contextvars.bound_contextvars(delivery_id=delivery_id, event=event):
-            return await self._handle_event(event, delivery_id, body)
+            return await self._handle_event(event, delivery_id, body, seen)
 
-    async def _handle_event(self, event: str, delivery_id: str, body: bytes) -> JSONResponse:
+    async def _handle_event(
+        self, event: str, delivery_id: str, body: bytes, seen: DeliveryObservation
+    ) -> Answer:
         try:
             payload = json.loads(body)
             if not isinstance(payload, dict):
                 raise MalformedPayload("payload is not a JSON object")
+            seen.action = str(payload.get("action") or "")
             decision = route(event, payload, self.rules)
             if isinstance(decision, Ignore) and event == "issues":
                 decision = await self._with_repo_label(event, payload, decision)
         except (ValueError, MalformedPayload) as exc:
             reason = str(exc) if isinstance(exc, MalformedPayload) else "body is not valid JSON"
             log.warning("webhook.malformed", reason=reason)
-            return _answer(400, "rejected", reason)
+            return Answer(400, "rejected", reason)
         if isinstance(decision, Ignore):
             log.info("webhook.ignored", action=payload.get("action"), reason=decision.reason)
-            return _answer(200, "ignored", decision.reason)
+            return Answer(200, "ignored", decision.reason)
         if not await self.deliveries.claim(delivery_id):
             log.info("webhook.duplicate")
-            return _answer(200, "duplicate", "this delivery was already handled")
+            return Answer(200, "duplicate", "this delivery was already handled")
         target = decision.target
         with structlog.contextvars.bound_contextvars(
             repo=target.repository, number=target.number, sender=target.sender
@@ -97,7 +109,7 @@ class Receiver:
             except Exception:
                 await self.deliveries.release(delivery_id)
                 log.exception("webhook.failed")
-                return _answer(503, "failed", "could not act on the delivery; GitHub may redeliver")
+                return Answer(503, "failed", "could not act on the delivery; GitHub may redeliver")
 
     async def _with_repo_label(
         self, event: str, payload: dict[str, Any], ignored: Ignore
@@ -119,7 +131,7 @@ class Receiver:
             return ignored
         return route(event, payload, replace(self.rules, trigger_label=repo_label))
 
-    async def _act(self, decision: Decision, delivery_id: str) -> JSONResponse:
+    async def _act(self, decision: Decision, delivery_id: str) -> Answer:
         assert not isinstance(decision, Ignore)
         target = decision.target
         if needs_write_permission(decision):
@@ -129,11 +141,11 @@ class Receiver:
             if not can_trigger(permission):
                 reason = f"{target.sender} has {permission} permission; write is needed"
                 log.info("webhook.ignored", reason=reason)
-                return _answer(200, "ignored", reason)
+                return Answer(200, "ignored", reason)
         if isinstance(decision, Cancel):
             return await self._cancel(decision)
         if isinstance(decision, StatusRequest):
-            return _answer(200, "status", "posting a status comment", self._post_status(target))
+            return Answer(200, "status", "posting a status comment", self._post_status(target))
         job = await self._job_for(decision, delivery_id)
         return await self._start(job, target)
 
@@ -164,11 +176,11 @@ class Receiver:
             common |= {"mode": decision.mode, "instruction": decision.instruction}
         return IssueJob(issue_number=target.number, **common)
 
-    async def _start(self, job: Job, target: Target) -> JSONResponse:
+    async def _start(self, job: Job, target: Target) -> Answer:
         queued = await enqueue(self.queue, job)
         if not queued:
             log.info("webhook.joined", job_id=job.job_id())
-            return _answer(202, "queued", job.job_id())
+            return Answer(202, "queued", job.job_id())
         name = job_name(job)
         replaced = await self.registry.start(
             job.work_key(), job.job_id(), name, job.model_dump(mode="json")
@@ -177,15 +189,15 @@ class Receiver:
         if replaced is not None and isinstance(job, IssueJob):
             await self.registry.abort(replaced, "superseded by a newer request")
         log.info("webhook.queued", job_id=job.job_id(), replaced=replaced)
-        return _answer(202, "queued", job.job_id(), self._acknowledge(target))
+        return Answer(202, "queued", job.job_id(), self._acknowledge(target))
 
-    async def _cancel(self, cancel: Cancel) -> JSONResponse:
+    async def _cancel(self, cancel: Cancel) -> Answer:
         key = f"{cancel.target.repository}#{cancel.target.number}"
         job_id = await self.registry.cancel(key, cancel.reason)
         log.info("webhook.cancelled", job_id=job_id, reason=cancel.reason)
         detail = f"stopping {job_id}" if job_id else "nothing was running"
         background = self._acknowledge(cancel.target) if cancel.target.comment_id else None
-        return _answer(200, "cancelled", detail, background)
+        return Answer(200, "cancelled", detail, background)
 
     def _acknowledge(self, target: Target) -> BackgroundTask:
         return BackgroundTask(self._react, target)
@@ -226,11 +238,15 @@ class Receiver:
         return BackgroundTask(post)
 
 
-def _answer(
-    status: int, outcome: str, detail: str, background: BackgroundTask | None = None
-) -> JSONResponse:
-    content: dict[str, Any] = {"status": outcome, "detail": detail}
-    return JSONResponse(content, status_code=status, background=background)
+class Answer(JSONResponse):
+    """The receiver's JSON answer to GitHub; keeps its outcome for the metrics."""
+
+    def __init__(
+        self, status: int, outcome: str, detail: str, background: BackgroundTask | None = None
+    ) -> None:
+        content: dict[str, Any] = {"status": outcome, "detail": detail}
+        super().__init__(content, status_code=status, background=background)
+        self.outcome = outcome
 
 
 async def build_receiver(settings: Settings) -> Receiver:
@@ -246,7 +262,7 @@ async def build_receiver(settings: Settings) -> Receiver:
 
 
 def create_app(settings: Settings | None = None, *, receiver: Receiver | None = None) -> FastAPI:
-    """The ASGI app: the webhook endpoint and a health check.
+    """The ASGI app: the webhook endpoint, Prometheus metrics and a health check.
 
     Give `settings` to have the app build its receiver at start-up, or a ready `receiver`.
     """
@@ -274,6 +290,12 @@ def create_app(settings: Settings | None = None, *, receiver: Receiver | None = 
     async def webhook(request: Request) -> JSONResponse:
         handler: Receiver = request.app.state.receiver
         return await handler.handle(request)
+
+    @app.get("/metrics")
+    async def metrics(request: Request) -> Response:
+        handler: Receiver = request.app.state.receiver
+        content, media_type = handler.metrics.exposition()
+        return Response(content, media_type=media_type)
 
     @app.get("/healthz")
     async def healthz() -> dict[str, str]:

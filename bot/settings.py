@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated
 
-from pydantic import Field, SecretStr, ValidationError, model_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from bot.routing import Rules
@@ -50,6 +50,12 @@ class Settings(BaseSettings):
     branch_prefix: str = Field("qwen-fix/", description="Prefix of the branches the app pushes.")
     web_host: str = "0.0.0.0"
     web_port: Annotated[int, Field(ge=1, le=65535)] = 3000
+    metrics_port: Annotated[int, Field(ge=1, le=65535)] | None = Field(
+        9100,
+        description="Port of the worker's Prometheus exporter (GET /metrics), bound on WEB_HOST "
+        "like the receiver; an empty METRICS_PORT= runs no exporter. The receiver serves its own "
+        "/metrics on WEB_PORT.",
+    )
     data_dir: Path = Field(
         Path.home() / ".cache" / "qwen-fix",
         description="Git mirrors, workspaces and trajectories live under here.",
@@ -65,6 +71,12 @@ class Settings(BaseSettings):
     agent_max_tokens: Annotated[int, Field(gt=0)] = 5_000_000
     agent_wall_time: Annotated[float, Field(gt=0)] = 3600.0
     test_timeout: Annotated[float, Field(gt=0)] = 900.0
+
+    @field_validator("metrics_port", mode="before")
+    @classmethod
+    def _empty_port_is_none(cls, value: object) -> object:
+        # The environment cannot say None; an empty METRICS_PORT= is how it turns the exporter off.
+        return None if value == "" else value
 
     @model_validator(mode="after")
     def _one_private_key(self) -> Settings:

@@ -7,6 +7,7 @@ the pull request, the plan, the answer, or the exact reason it stopped and how t
 from __future__ import annotations
 
 import asyncio
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -27,6 +28,7 @@ from workers.agent.model import ModelClient
 from workers.agent.prompts import read_guidance
 from workers.agent.task import Task
 from workers.git import MirrorCache
+from workers.metrics import WorkerMetrics
 from workers.pr_body import (
     PlanItem,
     PullRequestContent,
@@ -72,6 +74,7 @@ class Deps:
     registry: WorkRegistry
     config: PipelineConfig
     worker_id: str
+    metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,12 +204,14 @@ async def run_agent_stage(
     if config.image:
         sandbox_config = sandbox_config.model_copy(update={"image": config.image})
     await tracking.update(state="working", headline=tracking.progress.headline)
+    starting = time.monotonic()
     sandbox = await DockerSandbox.start(
         deps.docker,
         sandbox_config,
         found.sandbox_tree,
         labels={"qwen-fix.job": job_id, "qwen-fix.worker": deps.worker_id},
     )
+    deps.metrics.sandbox_started(time.monotonic() - starting)
     try:
         await _setup(sandbox, config)
         full_task = Task(
@@ -225,10 +230,13 @@ async def run_agent_stage(
             trajectory=deps.config.data_dir / "trajectories" / f"{safe_name(job_id)}.jsonl",
         )
         log.info("job.agent_done", exit_status=result.exit_status, steps=result.steps)
+        deps.metrics.agent_finished(result)
         verification = None
         if verify:
             await tracking.update(state="testing", headline="Running the tests")
-            verification = await run_tests(sandbox, test_command, deps.config.test_timeout)
+            verification = await run_tests(
+                sandbox, test_command, deps.config.test_timeout, metrics=deps.metrics
+            )
         patch = await sandbox.diff()
     finally:
         await sandbox.close()
@@ -259,10 +267,13 @@ async def _setup(sandbox: DockerSandbox, config: RepoConfig) -> None:
         )
 
 
-async def run_tests(sandbox: Sandbox, command: str | None, limit: float) -> Verification:
+async def run_tests(
+    sandbox: Sandbox, command: str | None, limit: float, *, metrics: WorkerMetrics
+) -> Verification:
     if command is None:
         return Verification(command=None, passed=None, log="No test command was found.")
     result = await sandbox.run(command, timeout=limit)
+    metrics.tests_ran(result)
     log.info(
         "job.verified", command=command, exit_code=result.exit_code, timed_out=result.timed_out
     )

@@ -22,6 +22,7 @@ from workers.agent.loop import AgentConfig
 from workers.agent.model import ModelClient, ModelConfig
 from workers.follow_up import follow_up
 from workers.git import MirrorCache
+from workers.metrics import MetricsExporter, WorkerMetrics
 from workers.pipeline import Deps, Outcome, PipelineConfig, solve_issue
 
 log = structlog.get_logger("qwen_fix.worker")
@@ -47,6 +48,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
             cpus=settings.sandbox_cpus,
             pids=settings.sandbox_pids,
             lifetime=settings.sandbox_lifetime,
+            scratch_dir=settings.data_dir / "sandboxes",
         ),
         test_timeout=settings.test_timeout,
     )
@@ -79,7 +81,11 @@ async def run_solve_issue(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[
         job_id=ctx.get("job_id"), repo=job.repository, issue=job.issue_number
     ):
         log.info("job.started", triggered_by=job.triggered_by, mode=job.mode)
-        return _as_result(await solve_issue(ctx["deps"], job))
+        deps: Deps = ctx["deps"]
+        with deps.metrics.job(SOLVE_ISSUE) as seen:
+            outcome = await solve_issue(deps, job)
+            seen.outcome = outcome.state
+        return _as_result(outcome)
 
 
 async def run_follow_up(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
@@ -89,12 +95,17 @@ async def run_follow_up(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[st
         job_id=ctx.get("job_id"), repo=job.repository, pull=job.pull_number
     ):
         log.info("job.started", triggered_by=job.triggered_by, source=job.source)
-        return _as_result(await follow_up(ctx["deps"], job))
+        deps: Deps = ctx["deps"]
+        with deps.metrics.job(FOLLOW_UP) as seen:
+            outcome = await follow_up(deps, job)
+            seen.outcome = outcome.state
+        return _as_result(outcome)
 
 
 def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
     worker_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
     redis_settings = RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1")
+    metrics = WorkerMetrics()
 
     async def startup(ctx: dict[str, Any]) -> None:
         client = docker.from_env()
@@ -107,10 +118,19 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
             registry=WorkRegistry(ctx["redis"]),
             config=pipeline_config(settings),
             worker_id=worker_id,
+            metrics=metrics,
         )
+        # Bound like the receiver (WEB_HOST): Prometheus scrapes from outside the container.
+        if settings.metrics_port is not None:
+            ctx["metrics_exporter"] = MetricsExporter.start(
+                metrics, settings.web_host, settings.metrics_port
+            )
         log.info("worker.started", worker_id=worker_id, orphans_removed=removed)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        exporter: MetricsExporter | None = ctx.get("metrics_exporter")
+        if exporter is not None:
+            await asyncio.to_thread(exporter.close)
         deps: Deps | None = ctx.get("deps")
         if deps is not None:
             await deps.model.close()

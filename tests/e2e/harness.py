@@ -206,6 +206,7 @@ def build_harness(
         "DATA_DIR": str(root / "data"),
         "WEB_HOST": "127.0.0.1",
         "WEB_PORT": str(port),
+        "METRICS_PORT": str(free_port()),
         "LOG_LEVEL": "INFO",
     }
     if "DOCKER_HOST" in os.environ:
