@@ -66,6 +66,11 @@ class Settings(BaseSettings):
     sandbox_cpus: Annotated[float, Field(gt=0)] = 2.0
     sandbox_pids: Annotated[int, Field(gt=0)] = 512
     sandbox_lifetime: Annotated[float, Field(gt=0)] = 3600.0
+    sandbox_pool_size: Annotated[int, Field(ge=0)] = Field(
+        0,
+        description="Sandboxes of SANDBOX_IMAGE a worker keeps started ahead of jobs, so a "
+        "job's sandbox is ready in milliseconds; 0 starts each when its job needs it.",
+    )
 
     agent_max_steps: Annotated[int, Field(gt=0)] = 100
     agent_max_tokens: Annotated[int, Field(gt=0)] = 5_000_000

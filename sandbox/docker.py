@@ -126,6 +126,16 @@ class DockerSandbox:
             raise
         return sandbox
 
+    async def adopt_checkout(self, workspace_dir: Path) -> None:
+        """Take over a checkout made in the (bind-mounted) workspace after the container started,
+        as a pooled sandbox does: own it, and diff against its HEAD from now on."""
+        workspace_dir = await asyncio.to_thread(workspace_dir.resolve)
+        await asyncio.to_thread(give_tree_to, workspace_dir, self.config.uid, self.config.gid)
+        try:
+            self.base_commit = await asyncio.to_thread(read_head_commit, workspace_dir)
+        except (NotACheckout, OSError):
+            self.base_commit = await self._read_base_in_container()
+
     async def run(
         self,
         command: str,

@@ -118,9 +118,13 @@ async def checkout(mirror: Path, dest: Path, commit: str, *, shared: bool = Fals
     `shared=False` copies the objects, so a sandbox that owns `dest` cannot touch the mirror.
     """
     link = "--shared" if shared else "--no-hardlinks"
-    await git("clone", "--quiet", "--no-checkout", link, str(mirror), str(dest))
-    await git("checkout", "--quiet", "-B", "qwen-fix-work", commit, cwd=dest)
-    await git("remote", "remove", "origin", cwd=dest)
+    # A pooled sandbox's workspace is already the sandbox user's, though nothing but our own
+    # shell has run in it yet: trust exactly that directory for these commands.
+    trust = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory",
+             "GIT_CONFIG_VALUE_0": str(dest)}  # fmt: skip
+    await git("clone", "--quiet", "--no-checkout", link, str(mirror), str(dest), env=trust)
+    await git("checkout", "--quiet", "-B", "qwen-fix-work", commit, cwd=dest, env=trust)
+    await git("remote", "remove", "origin", cwd=dest, env=trust)
 
 
 async def resolve(mirror: Path, ref: str) -> str:

@@ -22,12 +22,13 @@ from bot.jobs import FollowUpJob, IssueJob
 from bot.repo_config import RepoConfig, RepoConfigError, parse_repo_config
 from sandbox.config import SandboxConfig
 from sandbox.docker import DockerSandbox
+from sandbox.pool import SandboxPool, Slot
 from sandbox.protocol import Sandbox
 from workers.agent.loop import AgentConfig, AgentResult, run_agent
 from workers.agent.model import ModelClient
 from workers.agent.prompts import read_guidance
 from workers.agent.task import Task
-from workers.git import MirrorCache
+from workers.git import MirrorCache, checkout
 from workers.metrics import WorkerMetrics
 from workers.pr_body import (
     PlanItem,
@@ -74,6 +75,8 @@ class Deps:
     registry: WorkRegistry
     config: PipelineConfig
     worker_id: str
+    pool: SandboxPool | None = None
+    """Pre-started sandboxes of the default image (SANDBOX_POOL_SIZE > 0)."""
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
 
@@ -205,12 +208,7 @@ async def run_agent_stage(
         sandbox_config = sandbox_config.model_copy(update={"image": config.image})
     await tracking.update(state="working", headline=tracking.progress.headline)
     starting = time.monotonic()
-    sandbox = await DockerSandbox.start(
-        deps.docker,
-        sandbox_config,
-        found.sandbox_tree,
-        labels={"qwen-fix.job": job_id, "qwen-fix.worker": deps.worker_id},
-    )
+    sandbox, slot = await _start_sandbox(deps, job_id, found, sandbox_config)
     deps.metrics.sandbox_started(time.monotonic() - starting)
     try:
         await _setup(sandbox, config)
@@ -239,8 +237,29 @@ async def run_agent_stage(
             )
         patch = await sandbox.diff()
     finally:
-        await sandbox.close()
+        await (slot.discard() if slot is not None else sandbox.close())
     return Run(result, verification, patch, test_command, config)
+
+
+async def _start_sandbox(
+    deps: Deps, job_id: str, found: Checkout, config: SandboxConfig
+) -> tuple[DockerSandbox, Slot | None]:
+    """A pooled sandbox when the worker keeps a pool of this image, else a fresh one; either
+    way over a checkout of the base commit that only the sandbox writes to."""
+    if deps.pool is not None and deps.pool.config.image == config.image:
+        slot = await deps.pool.take()
+        try:
+            await checkout(found.mirror, slot.workspace_dir, found.base)
+            return await slot.ready(), slot
+        except BaseException:
+            await slot.discard()
+            raise
+    await checkout(found.mirror, found.sandbox_tree, found.base)
+    sandbox = await DockerSandbox.start(
+        deps.docker, config, found.sandbox_tree,
+        labels={"qwen-fix.job": job_id, "qwen-fix.worker": deps.worker_id},
+    )  # fmt: skip
+    return sandbox, None
 
 
 async def load_repo_config(found: Checkout) -> RepoConfig:

@@ -17,6 +17,7 @@ from bot.github import GitHubApp
 from bot.jobs import FOLLOW_UP, SOLVE_ISSUE, FollowUpJob, IssueJob
 from bot.settings import Settings
 from sandbox.config import SandboxConfig
+from sandbox.pool import SandboxPool
 from sandbox.reaper import reap_orphans
 from workers.agent.loop import AgentConfig
 from workers.agent.model import ModelClient, ModelConfig
@@ -110,14 +111,23 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
     async def startup(ctx: dict[str, Any]) -> None:
         client = docker.from_env()
         removed = await asyncio.to_thread(reap_orphans, client)
+        config = pipeline_config(settings)
+        pool = None
+        if settings.sandbox_pool_size:
+            pool = SandboxPool(
+                client, config.sandbox, size=settings.sandbox_pool_size,
+                root=settings.data_dir / "pool", labels={"qwen-fix.worker": worker_id},
+            )  # fmt: skip
+            pool.refill()
         ctx["deps"] = Deps(
             github=GitHubApp(settings.app_id, settings.private_key_pem(), settings.github_api_url),
             docker=client,
             model=ModelClient(model_config(settings)),
             mirrors=MirrorCache(settings.data_dir / "mirrors"),
             registry=WorkRegistry(ctx["redis"]),
-            config=pipeline_config(settings),
+            config=config,
             worker_id=worker_id,
+            pool=pool,
             metrics=metrics,
         )
         # Bound like the receiver (WEB_HOST): Prometheus scrapes from outside the container.
@@ -133,6 +143,8 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
             await asyncio.to_thread(exporter.close)
         deps: Deps | None = ctx.get("deps")
         if deps is not None:
+            if deps.pool is not None:
+                await deps.pool.close()
             await deps.model.close()
             deps.docker.close()
 

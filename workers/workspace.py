@@ -10,7 +10,7 @@ from pathlib import Path
 from githubkit import GitHub
 
 from bot.github import GitHubApp
-from workers.git import GitAuth, GitError, MirrorCache, checkout, git, resolve
+from workers.git import GitAuth, GitError, MirrorCache, git, resolve
 from workers.test_command import detect_test_command
 
 REPO_CONFIG_PATH = ".github/qwen-fix.yml"
@@ -49,16 +49,15 @@ async def prepare(
     *,
     ref: str | None = None,
 ) -> Checkout:
-    """Fetch the repository into its mirror and check out `ref` (default branch by default)."""
+    """Fetch the repository into its mirror and resolve `ref` (default branch by default)
+    to the base commit; the sandbox's checkout is made when its sandbox starts."""
     owner, name = repository.split("/", 1)
     repo = (await client.rest.repos.async_get(owner, name)).parsed_data
     auth = GitAuth(await github.installation_token(installation_id))
     mirror = await mirrors.update(repo.clone_url, auth)
     base = await resolve(mirror, ref or f"refs/heads/{repo.default_branch}")
     await asyncio.to_thread(_fresh_dir, job_dir)
-    found = Checkout(repository, repo.clone_url, repo.default_branch, base, mirror, auth, job_dir)
-    await checkout(mirror, found.sandbox_tree, base)
-    return found
+    return Checkout(repository, repo.clone_url, repo.default_branch, base, mirror, auth, job_dir)
 
 
 async def read_at_base(found: Checkout, path: str) -> str | None:

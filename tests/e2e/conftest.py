@@ -26,11 +26,13 @@ def make_harness(tmp_path: Path, redis_url: str, sandbox_image: str) -> Iterator
         mode: str = "native",
         files: dict[str, str] | None = None,
         start: bool = True,
+        env: dict[str, str] | None = None,
     ) -> Harness:
         redis.Redis.from_url(redis_url).flushall()
         emulator = GitHubEmulator(tmp_path / "github").start()
         model = ScriptedModelServer(script, mode=mode).start()  # type: ignore[arg-type]
         harness = build_harness(tmp_path, emulator, model, redis_url, sandbox_image, files)
+        harness.env.update(env or {})
         made.append(harness)
         if start:
             harness.start()

@@ -136,3 +136,32 @@ def test_signed_commits_go_through_the_git_database_api(make_harness: MakeHarnes
     assert h.emulator.file_at(REPO, head, "calc.py") == FILES["calc.py"].replace("a - b", "a + b")
     assert pull["draft"] is True  # `draft: always`, although the tests pass
     assert pull["requested_reviewers"] == []  # `reviewers: false`
+
+
+def test_a_worker_with_a_warm_pool_serves_the_job_from_it(make_harness: MakeHarness) -> None:
+    h = make_harness(fix_add_script(), env={"SANDBOX_POOL_SIZE": "1"})
+    issue = h.emulator.add_issue(REPO, "add() subtracts", "It does.", "watcher")
+    pooled = h.wait_for("the pool to fill", lambda: _pool_containers(h))
+    assert h.label(issue)["status_code"] == 202
+    h.tracking_says(issue, "Opened #")
+    pull = h.emulator.pulls(REPO)[0]
+    assert "✅ `python3 -m pytest -q` passed." in pull["body"]
+    assert "calc.py | 2 +-" in pull["body"]
+    # The job took the pooled sandbox, and the pool started another one for the next job.
+    h.wait_for("the pool to refill", lambda: set(_pool_containers(h)) - set(pooled))
+    assert not set(pooled) & set(_pool_containers(h))
+
+
+def _pool_containers(h: object) -> list[str]:
+    import docker
+
+    from tests.e2e.harness import Harness
+
+    assert isinstance(h, Harness)
+    client = docker.from_env()
+    try:
+        found = client.containers.list(filters={"label": "qwen-fix.pool=1"})
+        return [c.id for c in found if c.labels.get("qwen-fix.worker", "") and
+                str(h.root) in str(c.attrs["Mounts"])]  # fmt: skip
+    finally:
+        client.close()
