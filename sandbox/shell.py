@@ -19,6 +19,7 @@ import secrets
 import shlex
 import socket
 import time
+from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 
 from sandbox.framing import StreamDemuxer
@@ -34,6 +35,8 @@ COMMAND_FILE = "/tmp/.qwen-fix-shell-command"
 could not exceed 128 KiB, a file can."""
 ENDED_FILE = "/tmp/.qwen-fix-shell-ended"
 """Token of the last command whose shell printed its own end marker."""
+STALE_TOKENS = 8
+"""Earlier commands whose late duplicate end markers are still dropped from the stream."""
 GO_FDS = (4, 5)
 """Descriptors of the two FIFOs that hand out commands. They alternate, so a shell started
 ahead of time never reads the go line meant for the one before it."""
@@ -164,11 +167,18 @@ class _ShellProtocol(asyncio.Protocol):
 
 
 class _CommandRead:
-    """Parses one command's frame out of the stream: start marker, output, end marker."""
+    """Parses one command's frame out of the stream: start marker, output, end marker.
 
-    def __init__(self, token: bytes, cap: int | None) -> None:
+    A waiting wrapper prints an end marker when `ENDED_FILE` does not hold its token. On a
+    loaded machine it may read that file only after the next command's shell has written its
+    own token there, and so print a duplicate end marker in the middle of the next command's
+    output: end markers of the last few tokens (`stale_tokens`) are dropped.
+    """
+
+    def __init__(self, token: bytes, cap: int | None, stale_tokens: Iterable[bytes] = ()) -> None:
         self.start_mark = token + b"S"
         self.end_mark = token + b"E"
+        self.stale_marks = tuple(stale + b"E" for stale in stale_tokens)
         self.output = CappedOutput(cap)
         self.pgid: int | None = None
         self.exit_code: int | None = None
@@ -197,12 +207,14 @@ class _CommandRead:
         return True
 
     def _consume_body(self, buffer: bytearray) -> bool:
-        index = buffer.find(self.end_mark)
+        complete = self._drop_stale_marks(buffer)
+        index = buffer.find(self.end_mark, 0, complete)
         if index < 0:
-            keep = len(self.end_mark) - 1
-            if len(buffer) > keep:
-                self.output.feed(bytes(buffer[: len(buffer) - keep]))
-                del buffer[: len(buffer) - keep]
+            # A marker may be split across reads: hold back what could be its beginning.
+            fed = min(complete, len(buffer) - (len(self.end_mark) - 1))
+            if fed > 0:
+                self.output.feed(bytes(buffer[:fed]))
+                del buffer[:fed]
             return False
         newline = buffer.find(b"\n", index)
         if newline < 0:
@@ -213,6 +225,20 @@ class _CommandRead:
         self.exit_code = int(buffer[index + len(self.end_mark) : newline])
         del buffer[: newline + 1]
         return True
+
+    def _drop_stale_marks(self, buffer: bytearray) -> int:
+        """Delete earlier commands' end-marker lines; return where an unfinished one starts."""
+        complete = len(buffer)
+        for mark in self.stale_marks:
+            index = buffer.find(mark)
+            while index >= 0:
+                newline = buffer.find(b"\n", index)
+                if newline < 0:
+                    complete = min(complete, index)
+                    break
+                del buffer[index : newline + 1]
+                index = buffer.find(mark, index)
+        return complete
 
 
 class ShellChannel:
@@ -237,6 +263,7 @@ class ShellChannel:
         self._protocol: _ShellProtocol | None = None
         self._next_token = ""
         self._next_fd = GO_FDS[0]
+        self._stale_tokens: deque[bytes] = deque(maxlen=STALE_TOKENS)
 
     @property
     def alive(self) -> bool:
@@ -312,7 +339,9 @@ class ShellChannel:
         line = (
             f"printf '%s' {shlex.quote(script)} >{COMMAND_FILE}; qf_go {keep_state} {token} {fd}\n"
         )
-        read = _CommandRead(token.encode(), self._output_cap if capped else None)
+        cap = self._output_cap if capped else None
+        read = _CommandRead(token.encode(), cap, self._stale_tokens)
+        self._stale_tokens.append(token.encode())
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
         self._transport.write(line.encode())

@@ -90,3 +90,16 @@ def test_orphan_rules(
     container: dict[str, object], worker_id: str | None, live: set[str] | None, orphan: bool
 ) -> None:
     assert is_orphan(container, now=200, worker_id=worker_id, live_workers=live) is orphan
+
+
+def test_a_late_end_marker_of_an_earlier_command_is_dropped_even_split_across_reads() -> None:
+    from sandbox.shell import _CommandRead
+
+    read = _CommandRead(b"QFnewtoken", None, stale_tokens=[b"QFoldtoken"])
+    buffer = bytearray(b"QFnewtokenS42\nhi\nQFoldto")
+    assert not read.consume(buffer)
+    buffer += b"kenE0\nthere\nQFnewtokenE3\n"
+    assert read.consume(buffer)
+    assert (read.pgid, read.exit_code) == (42, 3)
+    assert read.output.text() == "hi\nthere\n"
+    assert buffer == bytearray()
