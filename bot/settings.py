@@ -72,6 +72,12 @@ class Settings(BaseSettings):
         "job's sandbox is ready in milliseconds; 0 starts each when its job needs it.",
     )
 
+    worker_heartbeat: Annotated[float, Field(gt=0)] = Field(
+        15.0,
+        description="Seconds between a worker's liveness beats; the other workers remove its "
+        "sandboxes four beats after it stops.",
+    )
+
     agent_max_steps: Annotated[int, Field(gt=0)] = 100
     agent_max_tokens: Annotated[int, Field(gt=0)] = 5_000_000
     agent_wall_time: Annotated[float, Field(gt=0)] = 3600.0

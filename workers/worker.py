@@ -23,6 +23,7 @@ from workers.agent.loop import AgentConfig
 from workers.agent.model import ModelClient, ModelConfig
 from workers.follow_up import follow_up
 from workers.git import MirrorCache
+from workers.liveness import beat, beat_and_reap
 from workers.metrics import MetricsExporter, WorkerMetrics
 from workers.pipeline import Deps, Outcome, PipelineConfig, solve_issue
 
@@ -111,6 +112,11 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
     async def startup(ctx: dict[str, Any]) -> None:
         client = docker.from_env()
         removed = await asyncio.to_thread(reap_orphans, client)
+        # Beat before any job starts a sandbox, so no other worker takes ours for orphans.
+        await beat(ctx["redis"], worker_id, settings.worker_heartbeat)
+        ctx["liveness"] = asyncio.create_task(
+            beat_and_reap(ctx["redis"], client, worker_id, settings.worker_heartbeat)
+        )
         config = pipeline_config(settings)
         pool = None
         if settings.sandbox_pool_size:
@@ -138,6 +144,9 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
         log.info("worker.started", worker_id=worker_id, orphans_removed=removed)
 
     async def shutdown(ctx: dict[str, Any]) -> None:
+        liveness: asyncio.Task[None] | None = ctx.get("liveness")
+        if liveness is not None:
+            liveness.cancel()
         exporter: MetricsExporter | None = ctx.get("metrics_exporter")
         if exporter is not None:
             await asyncio.to_thread(exporter.close)

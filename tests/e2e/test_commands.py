@@ -187,3 +187,21 @@ def test_a_failing_setup_command_stops_the_run_with_its_output(make_harness: Mak
     assert "The setup command `echo preparing && exit 3` failed (exit 3)" in body
     assert "preparing" in body
     assert h.model.requests == []
+
+
+def test_a_crashed_workers_sandbox_is_removed_by_the_next_worker(
+    make_harness: MakeHarness,
+) -> None:
+    h = make_harness(
+        [Reply(call("bash", command="ls"), delay=SLOW)], env={"WORKER_HEARTBEAT": "0.5"}
+    )
+    issue = h.emulator.add_issue(REPO, "add() subtracts", "It does.", "watcher")
+    job_id = json.loads(h.label(issue)["response"]["payload"])["detail"]
+    h.wait_for("the model to be asked", lambda: h.model.requests)
+    assert len(h.sandboxes(job_id)) == 1
+    crashed = h.processes.pop("worker")
+    crashed.kill()  # SIGKILL: no shutdown hook, no finally blocks
+    crashed.wait(timeout=10)
+    assert len(h.sandboxes(job_id)) == 1  # nobody cleaned up behind it
+    h.start("worker")
+    h.wait_for("the orphaned sandbox to go", lambda: not h.sandboxes(job_id) or None, timeout=30)
