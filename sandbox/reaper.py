@@ -21,19 +21,24 @@ def reap_orphans(
     *,
     worker_id: str | None = None,
     live_workers: Collection[str] | None = None,
+    dead_workers: Collection[str] = (),
 ) -> int:
     """Remove orphaned sandbox containers and return how many were removed.
 
     With `worker_id`, every sandbox of that worker goes (call it when the worker starts:
     whatever it left behind is from a previous life). Always, sandboxes past their lifetime,
     ended, or created but never started go, and so do those whose worker label names a worker not in
-    `live_workers` when that is given. Blocking: from async code use asyncio.to_thread.
+    `live_workers` when that is given, or one in `dead_workers`. Blocking: from async code use
+    asyncio.to_thread.
     """
     now = time.time()
     containers = client.api.containers(all=True, filters={"label": f"{label.SANDBOX}=1"})
     removed = 0
     for container in containers:
-        if is_orphan(container, now=now, worker_id=worker_id, live_workers=live_workers):
+        if is_orphan(
+            container, now=now, worker_id=worker_id, live_workers=live_workers,
+            dead_workers=dead_workers,
+        ):  # fmt: skip
             remove_container(client, container["Id"])
             removed += 1
     return removed
@@ -45,12 +50,15 @@ def is_orphan(
     now: float,
     worker_id: str | None,
     live_workers: Collection[str] | None,
+    dead_workers: Collection[str] = (),
 ) -> bool:
     """Decide from a container listing entry whether it should be removed."""
     labels = container.get("Labels") or {}
     assert isinstance(labels, dict)
     owner = labels.get(label.WORKER)
     if worker_id is not None and owner == worker_id:
+        return True
+    if owner is not None and owner in dead_workers:
         return True
     state = container.get("State")
     if state in ENDED_STATES:

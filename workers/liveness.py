@@ -1,12 +1,16 @@
 """Worker liveness in Redis, so that the sandboxes of a crashed worker are found and removed.
 
-Each worker beats every `interval` seconds; a beat lives four intervals. On each beat the worker
-also removes the sandboxes whose worker has stopped beating (and the ended or expired ones).
+Each worker joins a set of known workers and beats every `interval` seconds; a beat lives four
+intervals. On each beat a worker removes the sandboxes of known workers that stopped beating
+(and ended or expired ones). Workers of another deployment sharing the Docker engine are not
+known to this Redis, so their sandboxes are left alone.
 """
 
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Awaitable
+from typing import cast
 
 import docker
 import structlog
@@ -17,16 +21,25 @@ from sandbox.reaper import reap_orphans
 log = structlog.get_logger("qwen_fix.liveness")
 
 PREFIX = "qwen-fix:worker-alive:"
+KNOWN = "qwen-fix:workers"
 BEATS_TO_LIVE = 4
 
 
 async def beat(redis: Redis, worker_id: str, interval: float) -> None:
+    # redis-py types set commands as sync-or-async; on the asyncio client they are awaitable.
+    await cast(Awaitable[int], redis.sadd(KNOWN, worker_id))
     await redis.set(PREFIX + worker_id, "1", px=int(interval * BEATS_TO_LIVE * 1000))
 
 
-async def live_workers(redis: Redis) -> set[str]:
-    names = [key async for key in redis.scan_iter(match=PREFIX + "*", count=500)]
-    return {(n.decode() if isinstance(n, bytes) else n).removeprefix(PREFIX) for n in names}
+async def dead_workers(redis: Redis) -> set[str]:
+    """Known workers whose beat has lapsed."""
+    known = {_text(name) for name in await cast(Awaitable[set[bytes]], redis.smembers(KNOWN))}
+    alive = {_text(key).removeprefix(PREFIX) async for key in redis.scan_iter(PREFIX + "*")}
+    return known - alive
+
+
+def _text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
 
 
 async def beat_and_reap(
@@ -36,10 +49,12 @@ async def beat_and_reap(
     while True:
         try:
             await beat(redis, worker_id, interval)
-            alive = await live_workers(redis)
-            removed = await asyncio.to_thread(reap_orphans, client, live_workers=alive)
-            if removed:
-                log.info("liveness.reaped", removed=removed, live_workers=len(alive))
+            dead = await dead_workers(redis)
+            if dead:
+                removed = await asyncio.to_thread(reap_orphans, client, dead_workers=dead)
+                # Their sandboxes are gone: forget them, so the set stays small.
+                await cast(Awaitable[int], redis.srem(KNOWN, *dead))
+                log.info("liveness.reaped", removed=removed, dead_workers=sorted(dead))
         except Exception:
             # Redis or the engine blinked: try again next beat, never stop beating.
             log.warning("liveness.failed", exc_info=True)

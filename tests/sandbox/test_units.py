@@ -103,3 +103,17 @@ def test_a_late_end_marker_of_an_earlier_command_is_dropped_even_split_across_re
     assert (read.pgid, read.exit_code) == (42, 3)
     assert read.output.text() == "hi\nthere\n"
     assert buffer == bytearray()
+
+
+def test_only_known_dead_workers_lose_their_sandboxes() -> None:
+    from sandbox.reaper import is_orphan
+
+    def entry(worker: str) -> dict[str, object]:
+        return {"State": "running", "Labels": {"qwen-fix.sandbox": "1", "qwen-fix.worker": worker}}
+
+    now = 1_000.0
+    assert is_orphan(entry("w-dead"), now=now, worker_id=None, live_workers=None,
+                     dead_workers={"w-dead"})  # fmt: skip
+    # A worker this Redis never heard of (another deployment on the same engine) is left alone.
+    assert not is_orphan(entry("w-elsewhere"), now=now, worker_id=None, live_workers=None,
+                         dead_workers={"w-dead"})  # fmt: skip
