@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import uuid
+from collections.abc import Coroutine
 from typing import Any
 
 import docker
@@ -79,27 +80,32 @@ def _as_result(outcome: Outcome) -> dict[str, Any]:
 async def run_solve_issue(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     """arq job: one issue → one pull request, plan or answer."""
     job = IssueJob.model_validate(payload)
-    with structlog.contextvars.bound_contextvars(
-        job_id=ctx.get("job_id"), repo=job.repository, issue=job.issue_number
-    ):
-        log.info("job.started", triggered_by=job.triggered_by, mode=job.mode)
-        deps: Deps = ctx["deps"]
-        with deps.metrics.job(SOLVE_ISSUE) as seen:
-            outcome = await solve_issue(deps, job)
-            seen.outcome = outcome.state
-        return _as_result(outcome)
+    return await _run(ctx, SOLVE_ISSUE, solve_issue(ctx["deps"], job), job,
+                      issue=job.issue_number, mode=job.mode)  # fmt: skip
 
 
 async def run_follow_up(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
     """arq job: a reviewer's request → a commit on the pull request and replies."""
     job = FollowUpJob.model_validate(payload)
+    return await _run(ctx, FOLLOW_UP, follow_up(ctx["deps"], job), job,
+                      pull=job.pull_number, source=job.source)  # fmt: skip
+
+
+async def _run(
+    ctx: dict[str, Any],
+    kind: str,
+    work: Coroutine[Any, Any, Outcome],
+    job: IssueJob | FollowUpJob,
+    **bound: object,
+) -> dict[str, Any]:
+    """One job with its log context bound and its outcome counted."""
+    deps: Deps = ctx["deps"]
     with structlog.contextvars.bound_contextvars(
-        job_id=ctx.get("job_id"), repo=job.repository, pull=job.pull_number
+        job_id=ctx.get("job_id"), repo=job.repository, **bound
     ):
-        log.info("job.started", triggered_by=job.triggered_by, source=job.source)
-        deps: Deps = ctx["deps"]
-        with deps.metrics.job(FOLLOW_UP) as seen:
-            outcome = await follow_up(deps, job)
+        log.info("job.started", triggered_by=job.triggered_by)
+        with deps.metrics.job(kind) as seen:
+            outcome = await work
             seen.outcome = outcome.state
         return _as_result(outcome)
 
