@@ -33,7 +33,9 @@ from bot.receiver import WEBHOOK_PATH
 
 log = structlog.get_logger("qwen_fix.manifest")
 
-APP_MANIFEST_PATH = Path(__file__).resolve().parent.parent / "app.yml"
+# Shipped inside the package, so an installed qwen-fix has it; `app.yml` at the root of the
+# repository is a link to it (where Probot-style apps keep their manifest).
+APP_MANIFEST_PATH = Path(__file__).resolve().parent / "app.yml"
 """The manifest shipped at the root of the repository."""
 
 CALLBACK_PATH = "/callback"
