@@ -90,7 +90,6 @@ class Ignore:
 
 
 Decision = Trigger | FollowUp | Cancel | StatusRequest | Ignore
-Gated = Trigger | FollowUp | StatusRequest
 
 
 def needs_write_permission(decision: Decision) -> bool:

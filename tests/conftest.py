@@ -6,11 +6,13 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import docker
 import pytest
+
+from tests.model_server import ScriptedModelServer, Turn
 
 
 def free_port() -> int:
@@ -78,3 +80,18 @@ def sandbox_image(docker_client: docker.DockerClient) -> str:
     from sandbox.image import ensure_image
 
     return ensure_image(docker_client)
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[Callable[..., ScriptedModelServer]]:
+    """Start scripted model servers for a test; all are stopped after it."""
+    started: list[ScriptedModelServer] = []
+
+    def start(script: list[Turn], mode: str = "native") -> ScriptedModelServer:
+        server = ScriptedModelServer(script, mode=mode)  # type: ignore[arg-type]
+        started.append(server.start())
+        return server
+
+    yield start
+    for server in started:
+        server.stop()

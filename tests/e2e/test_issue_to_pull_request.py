@@ -15,7 +15,6 @@ from arq import create_pool
 from arq.connections import RedisSettings
 
 from bot.jobs import IssueJob, enqueue
-from bot.signature import sign
 from tests.e2e.conftest import MakeHarness
 from tests.e2e.harness import FILES, REPO, SECRET, call, fix_add_script
 
@@ -120,7 +119,6 @@ def test_a_failing_fix_opens_a_draft_that_says_so(make_harness: MakeHarness) -> 
     assert "1 failed" in pull["body"]
     assert [c["conclusion"] for c in h.emulator.check_runs(REPO)] == ["failure"]
     assert "the tests fail, so it is a draft" in (h.tracking(issue) or "")
-    _ = sign  # the signature helper is exercised by the 401 case above
 
 
 def test_signed_commits_go_through_the_git_database_api(make_harness: MakeHarness) -> None:
