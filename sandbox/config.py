@@ -30,8 +30,9 @@ class SandboxConfig(BaseModel):
     network: str = "none"
     """Docker network mode; `none` means loopback only."""
     scratch_dir: Path | None = None
-    """Host directory for per-sandbox files that are bind-mounted (the egress socket); None:
-    the system temp dir. A containerised worker must use a path that is the same on the host."""
+    """Host directory for per-sandbox files that are bind-mounted (the shell's FIFOs, the egress
+    socket); None: the system temp dir. A containerised worker must use a path that is the same
+    on the host."""
     tmpfs_size: str = "1g"
     """Size of the writable tmpfs at /tmp (HOME lives under it); counts against memory."""
     output_cap: Annotated[int, Field(gt=1024)] = 64 * 1024

@@ -35,8 +35,9 @@ SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DIFF_INDEX = "/tmp/.qwen-fix-diff-index"
 DIFF_PATCH = "/tmp/.qwen-fix-diff.patch"
 MAX_SYMLINK_HOPS = 8
-EGRESS_MOUNT = "/run/qwen-fix-egress"
-"""Read-only bind mount of the sandbox's egress directory, where the proxy socket appears."""
+RUN_MOUNT = "/run/qwen-fix"
+"""Read-only bind mount of the sandbox's run directory: the shell channel's FIFOs and command
+files, and the setup proxy's socket."""
 EGRESS_SOCKET = "proxy.sock"
 RELAY_TIMEOUT = 30.0
 
@@ -71,7 +72,7 @@ class DockerSandbox:
         container_id: str,
         config: SandboxConfig,
         base_commit: str | None,
-        egress_dir: Path | None = None,
+        run_dir: Path,
     ) -> None:
         self.client = client
         self.container_id = container_id
@@ -79,11 +80,14 @@ class DockerSandbox:
         self.workspace = config.workspace
         self.base_commit = base_commit
         """Commit (or empty tree) `diff` compares against; None until the shell reads it."""
-        self.egress_dir = egress_dir
-        """Host directory mounted read-only at EGRESS_MOUNT; the setup proxy listens in it."""
+        self.run_dir = run_dir
+        """Host directory mounted read-only at RUN_MOUNT: the shell's FIFOs, the setup proxy."""
         self._closed = False
         self._shell = ShellChannel(
             self._open_exec_socket,
+            run_dir=run_dir,
+            run_mount=RUN_MOUNT,
+            owner=(config.uid, config.gid),
             workspace=config.workspace,
             home=config.home,
             baseline_names=sandbox_environment(config),
@@ -108,15 +112,15 @@ class DockerSandbox:
             except (NotACheckout, OSError):
                 base_commit = None  # read inside the container below instead
         await asyncio.to_thread(give_tree_to, workspace_dir, config.uid, config.gid)
-        egress_dir = await asyncio.to_thread(make_egress_dir, config)
+        run_dir = await asyncio.to_thread(make_run_dir, config)
         try:
             container_id = await asyncio.to_thread(
-                _create_container, client, config, workspace_dir, labels, egress_dir
+                _create_container, client, config, workspace_dir, labels, run_dir
             )
         except BaseException:
-            await asyncio.to_thread(shutil.rmtree, egress_dir, True)
+            await asyncio.to_thread(shutil.rmtree, run_dir, True)
             raise
-        sandbox = cls(client, container_id, config, base_commit, egress_dir)
+        sandbox = cls(client, container_id, config, base_commit, run_dir)
         try:
             await sandbox._shell.start()
             if sandbox.base_commit is None:
@@ -162,9 +166,7 @@ class DockerSandbox:
         allowlist = EgressAllowlist(allow)
         if not allowlist:
             return await self.run(command, timeout=timeout)
-        if self.egress_dir is None:
-            raise SandboxError("this sandbox was started without an egress directory")
-        proxy = EgressProxy(allowlist, self.egress_dir / EGRESS_SOCKET)
+        proxy = EgressProxy(allowlist, self.run_dir / EGRESS_SOCKET)
         await proxy.start()
         try:
             result = await self._run_through_relay(command, timeout)
@@ -175,7 +177,7 @@ class DockerSandbox:
         )
 
     async def _run_through_relay(self, command: str, timeout: float) -> ExecResult:
-        socket_path = posixpath.join(EGRESS_MOUNT, EGRESS_SOCKET)
+        socket_path = posixpath.join(RUN_MOUNT, EGRESS_SOCKET)
         started = await self._shell.run(
             forwarder.start_script(socket_path), timeout=RELAY_TIMEOUT, cwd="/"
         )
@@ -249,8 +251,7 @@ class DockerSandbox:
         self._closed = True
         self._shell.close()
         await asyncio.to_thread(remove_container, self.client, self.container_id)
-        if self.egress_dir is not None:
-            await asyncio.to_thread(shutil.rmtree, self.egress_dir, True)
+        await asyncio.to_thread(shutil.rmtree, self.run_dir, True)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -360,14 +361,16 @@ def give_tree_to(root: Path, uid: int, gid: int) -> None:
         ) from None
 
 
-def make_egress_dir(config: SandboxConfig) -> Path:
-    """A fresh host directory for the setup proxy's socket, reachable by the sandbox user only.
+def make_run_dir(config: SandboxConfig) -> Path:
+    """A fresh host directory for the shell's FIFOs and the setup proxy's socket, reachable by
+    the sandbox user only.
 
-    It is mounted read-only, so the sandbox can connect to the socket but never plant one.
+    It is mounted read-only, so the sandbox can open the FIFOs and connect to the socket but
+    never plant a file there.
     """
     if config.scratch_dir is not None:
         config.scratch_dir.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix="qwen-fix-egress-", dir=config.scratch_dir))
+    path = Path(tempfile.mkdtemp(prefix="qwen-fix-run-", dir=config.scratch_dir))
     try:
         give_tree_to(path, config.uid, config.gid)
     except BaseException:
@@ -381,14 +384,14 @@ def _create_container(
     config: SandboxConfig,
     workspace_dir: Path,
     extra_labels: Mapping[str, str],
-    egress_dir: Path,
+    run_dir: Path,
 ) -> str:
     api = client.api
     lifetime = math.ceil(config.lifetime)
     host_config = api.create_host_config(
         binds={
             str(workspace_dir): {"bind": config.workspace, "mode": "rw"},
-            str(egress_dir): {"bind": EGRESS_MOUNT, "mode": "ro"},
+            str(run_dir): {"bind": RUN_MOUNT, "mode": "ro"},
         },
         tmpfs={"/tmp": f"rw,nosuid,nodev,size={config.tmpfs_size},mode=1777"},
         network_mode=config.network,

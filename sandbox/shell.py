@@ -1,26 +1,38 @@
-"""ShellChannel: one persistent /bin/sh on an exec socket, running framed commands.
+"""ShellChannel: a stateful shell session in a container, without the engine on the hot path.
 
-Every command runs in its own `setsid /bin/sh` (own session and process group, stdin
-from /dev/null), so a timeout can kill the whole group with the `kill` builtin of the
-long-lived shell, which stays usable even when the pids limit leaves no room to fork.
-Starting a shell costs two execs (milliseconds), so the next command's shell is started
-as soon as a command ends and blocks on a FIFO until the long-lived shell hands it the
-next command; the round trip of a command is then a FIFO write and a few builtins.
+Three parties take part:
+- the *control shell*, one long-lived `/bin/sh` on a docker exec socket. It starts each
+  command's shell ahead of time and, on a timeout, kills the command's process group with
+  its `kill` builtin, which works even when the pids limit leaves no room to fork. The exec
+  socket also tells the worker when the container's shells are gone (end of stream).
+- a *command shell* per command: `setsid /bin/sh` (its own session and process group, stdin
+  from /dev/null), started as soon as the previous command ends, blocked on a FIFO until the
+  worker hands it the next command.
+- the worker, which talks to both through FIFOs in the sandbox's run directory: a host
+  directory bind-mounted read-only into the container. To run a command it writes the text
+  to a file there and one line into the command shell's FIFO; all output of the shells goes
+  into the output FIFO, which the worker reads directly. Neither the engine nor any other
+  process relays a command or its output: a round trip is two process wake-ups and a few
+  shell builtins.
+
 Output is framed by random per-command tokens: `<token>S<pgid>` before, `<token>E<status>`
-after. The working directory and exported variables persist through a state file that
-each command sources when it starts and rewrites when it exits.
-Only POSIX sh features are used, so busybox images work too.
+after. The working directory and exported variables persist through a state file that each
+command shell sources when it starts and rewrites when it exits. Only POSIX sh features are
+used, so busybox images work too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import secrets
 import shlex
 import socket
 import time
 from collections import deque
 from collections.abc import Awaitable, Callable, Iterable, Mapping
+from pathlib import Path
 
 from sandbox.framing import StreamDemuxer
 from sandbox.output import CappedOutput
@@ -30,22 +42,22 @@ SocketOpener = Callable[[], Awaitable[socket.socket]]
 """Opens a fresh exec socket running /bin/sh (docker's multiplexed framing, tty off)."""
 
 STATE_FILE = "/tmp/.qwen-fix-shell-state"
-COMMAND_FILE = "/tmp/.qwen-fix-shell-command"
-"""The long-lived shell writes each command here with the printf builtin: an exec argument
-could not exceed 128 KiB, a file can."""
 ENDED_FILE = "/tmp/.qwen-fix-shell-ended"
 """Token of the last command whose shell printed its own end marker."""
 STALE_TOKENS = 8
 """Earlier commands whose late duplicate end markers are still dropped from the stream."""
-GO_FDS = (4, 5)
-"""Descriptors of the two FIFOs that hand out commands. They alternate, so a shell started
-ahead of time never reads the go line meant for the one before it."""
+LANES = (0, 1)
+"""Each lane has its own go FIFO and command file. Successive commands alternate lanes, so a
+shell started ahead of time never reads the go line or the command meant for the one before."""
 KILL_GRACE = 10.0
 """Seconds to wait for a killed command's end marker before giving the channel up."""
+START_TIMEOUT = 30.0
+READ_SIZE = 256 * 1024
 RESTART_NOTE = (
     "[sandbox: the shell had exited or was abandoned and was restarted; exported variables"
     " and the working directory were restored]\n"
 )
+NOT_STARTED_NOTE = "[sandbox: the command's shell could not be started; try again]\n"
 DIED_NOTE = "\n[sandbox: the shell exited; it is restarted on the next command]\n"
 # Shell variables the environment starts with; each command unsets them before sourcing
 # the state file so that an `unset` in an earlier command sticks.
@@ -57,32 +69,36 @@ class ShellError(RuntimeError):
 
 
 def _runner_script(workspace: str, baseline_names: Iterable[str]) -> str:
-    """Script of a per-command shell: `$1` its token, `$2` the FIFO its go line comes on.
+    """Script of a command shell: `$1` its token, `$2` its go FIFO, `$3` its command file.
 
-    The go line is the keep-state flag; the command is sourced from COMMAND_FILE. The
-    shell prints its own end marker on exit (one process wake-up fewer than leaving it to
-    the waiting wrapper) and notes its token in ENDED_FILE, so the wrapper prints the
-    marker only for a shell that could not: killed, or its EXIT trap replaced.
+    Everything that does not depend on the command happens before the go line: restoring the
+    state (final by then, as the shell is started only once the previous command has ended),
+    changing directory, printing the start marker. The go line is the keep-state flag followed
+    by the token: a go line left behind for a shell that died before reading it is skipped,
+    never taken for a newer command. The shell prints its own end marker on exit (one process
+    wake-up fewer than leaving it to the waiting wrapper) and notes its token in ENDED_FILE,
+    so the wrapper prints the marker only for a shell that could not: killed, or its EXIT
+    trap replaced.
     """
     names = " ".join(sorted(set(baseline_names) | set(SHELL_SET_NAMES)))
-    template = """qf_token=$1
+    template = """qf_token=$1 qf_command=$3
 exec 3<"$2" || exit 125
 set --
-read qf_keep <&3 || exit 0
-exec 3<&-
-printf '%sS%d\\n' "$qf_token" "$$"
 if [ -r STATE ]; then unset NAMES; . STATE; fi
 cd -- "${PWD:-WORKSPACE}" 2>/dev/null || cd -- WORKSPACE
+printf '%sS%d\\n' "$qf_token" "$$"
+while read qf_go <&3 && [ "${qf_go#?}" != "$qf_token" ]; do :; done
+[ "${qf_go#?}" = "$qf_token" ] || exit 0
+exec 3<&-
 qf_save=:
-[ "$qf_keep" = 1 ] && qf_save='export PWD; export -p >STATE'
-trap 'qf_status=$?; eval "$qf_save"; printf "%s\\n" "$qf_token" >ENDED; \
+[ "${qf_go%"$qf_token"}" = 1 ] && qf_save='export PWD; export -p >STATE'
+trap 'qf_status=$?; eval "$qf_save"; printf "%s\\n" "$qf_token" >ENDED; \\
 printf "%sE%d\\n" "$qf_token" "$qf_status"; exit $qf_status' EXIT
-. COMMAND
+. "$qf_command"
 """
     replacements = {
         "STATE": shlex.quote(STATE_FILE),
         "ENDED": shlex.quote(ENDED_FILE),
-        "COMMAND": shlex.quote(COMMAND_FILE),
         "NAMES": names,
         "WORKSPACE": shlex.quote(workspace),
     }
@@ -92,78 +108,162 @@ printf "%sE%d\\n" "$qf_token" "$qf_status"; exit $qf_status' EXIT
 
 
 def _init_script(
-    workspace: str, home: str, runner: str, fifo: str, first_token: str, ready: str
+    workspace: str, home: str, runner: str, output: str, first_spawn: str, ready: str
 ) -> str:
-    """Sent once to the long-lived shell: FIFOs, `qf_spawn`, `qf_go`, the first state.
+    """Sent once to the control shell: send all output to the output FIFO, define `qf_spawn`,
+    write the first state, start the first command shell and say it is ready.
 
-    The long-lived shell forks only between commands (`qf_spawn` is sent once a command
-    has ended): a shell that cannot fork exits, and during a fork bomb it must stay alive
-    to kill the bomb.
+    The control shell forks only between commands (`qf_spawn` is sent once a command has
+    ended): a shell that cannot fork exits, and during a fork bomb it must stay alive to kill
+    the bomb. `jobs` makes it reap the wrappers of earlier commands.
     """
     ws = shlex.quote(workspace)
     state = shlex.quote(STATE_FILE)
-    first, second = GO_FDS
     return (
         "exec 2>&1\n"
         f"mkdir -p {shlex.quote(home)} 2>/dev/null\n"
-        f"mkfifo -m 600 {fifo}.{first} {fifo}.{second} || exit 1\n"
-        # Held open read-write here, so writing a go line never blocks or gets lost.
-        f"exec {first}<>{fifo}.{first} {second}<>{fifo}.{second}\n"
         f"cd -- {ws}\n"
+        f"exec >{shlex.quote(output)} 2>&1 || exit 1\n"
         "if command -v setsid >/dev/null 2>&1; then qf_setsid=setsid; else qf_setsid=; fi\n"
         f"qf_runner={shlex.quote(runner)}\n"
-        f"qf_fifo={fifo}\n"
         "qf_spawn() {\n"
-        "  qf_waiting=\n"
-        f"  {{ exec {first}>&- {second}>&-; "
-        '$qf_setsid /bin/sh -c "$qf_runner" qf "$1" "$qf_fifo.$2" </dev/null; qf_s=$?; '
+        "  jobs >/dev/null\n"
+        '  { $qf_setsid /bin/sh -c "$qf_runner" qf "$1" "$2" "$3" </dev/null; qf_s=$?; '
         f"read qf_e 2>/dev/null <{ENDED_FILE}; "
         '[ "$qf_e" = "$1" ] || printf \'%sE%d\\n\' "$1" "$qf_s"; } &\n'
-        "  qf_waiting=$!\n"
-        "}\n"
-        "qf_go() {\n"
-        "  jobs >/dev/null\n"
-        '  kill -0 "$qf_waiting" 2>/dev/null || qf_spawn "$2" "$3"\n'
-        '  printf \'%s\\n\' "$1" >&"$3"\n'
         "}\n"
         f"[ -f {state} ] || {{ export PWD; export -p >{state}; }}\n"
-        f"qf_spawn {first_token} {first}\n"
+        f"{first_spawn}\n"
         f"printf '%s\\n' {ready}\n"
     )
 
 
-class _ShellProtocol(asyncio.Protocol):
-    """Collects demultiplexed output and wakes the one reader waiting on it."""
+class _Session:
+    """One start of the shells: the exec socket, the FIFOs' host ends and the output read so far.
 
-    def __init__(self) -> None:
-        self.demuxer = StreamDemuxer()
+    `buffer` holds what the shells wrote to the output FIFO and has not been parsed yet;
+    `lost` turns true when the exec socket ends (the control shell is gone) or on close.
+    """
+
+    def __init__(self, run_dir: Path, run_mount: str, owner: tuple[int, int] | None) -> None:
+        generation = secrets.token_hex(4)
+        self.run_dir = run_dir
+        self.run_mount = run_mount
+        self.output_name = f"out-{generation}"
+        self.go_names = [f"go-{generation}.{lane}" for lane in LANES]
+        self.command_names = [f"cmd-{generation}.{lane}" for lane in LANES]
         self.buffer = bytearray()
+        self.socket_output = bytearray()
         self.lost = False
-        self.waiter: asyncio.Future[None] | None = None
+        self._waiter: asyncio.Future[None] | None = None
+        self._transport: asyncio.Transport | None = None
+        self._fds: list[int] = []
+        for name in (self.output_name, *self.go_names):
+            path = run_dir / name
+            os.mkfifo(path, 0o600)
+            if owner is not None and os.getuid() != owner[0]:
+                os.chown(path, *owner)
+        # Read-write ends: opening never blocks, reads never see end of file and go lines
+        # never get lost while the command shell is still starting.
+        self._output_fd = self._open(self.output_name)
+        self._go_fds = [self._open(name) for name in self.go_names]
+        self._command_fds = [self._open(name, create=True) for name in self.command_names]
+        asyncio.get_running_loop().add_reader(self._output_fd, self._on_output)
 
-    def data_received(self, data: bytes) -> None:
-        self.buffer += self.demuxer.feed(data)
-        self.wake()
+    def in_container(self, name: str) -> str:
+        return f"{self.run_mount.rstrip('/')}/{name}"
 
-    def eof_received(self) -> bool:
-        self.lost = True
-        self.wake()
-        return False
+    async def connect(self, sock: socket.socket) -> None:
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        transport, _ = await loop.connect_accepted_socket(lambda: _ControlProtocol(self), sock)
+        self._transport = transport
 
-    def connection_lost(self, exc: Exception | None) -> None:
-        self.lost = True
+    def tell_control_shell(self, line: str) -> None:
+        if self._transport is not None and not self.lost:
+            self._transport.write(line.encode())
+
+    def hand_over(self, lane: int, token: str, script: str, keep_state: bool) -> None:
+        """Give the command shell waiting on `lane` (with `token`) its command."""
+        data = script.encode(errors="surrogateescape")
+        # Overwritten in place, never truncated to zero or renamed over: on ext4 either makes
+        # the kernel flush the file (auto_da_alloc), which costs more than the whole command.
+        # The shell that read this lane's last command has ended: lanes alternate.
+        fd = self._command_fds[lane]
+        os.pwrite(fd, data, 0)
+        os.ftruncate(fd, len(data))
+        os.write(self._go_fds[lane], f"{int(keep_state)}{token}\n".encode())
+
+    def _open(self, name: str, *, create: bool = False) -> int:
+        flags = os.O_RDWR | os.O_CLOEXEC | (os.O_CREAT if create else os.O_NONBLOCK)
+        fd = os.open(self.run_dir / name, flags, 0o644)
+        self._fds.append(fd)
+        if create:
+            os.fchmod(fd, 0o644)  # whatever the worker's umask: the sandbox user reads it
+        return fd
+
+    def _on_output(self) -> None:
+        while True:
+            try:
+                data = os.read(self._output_fd, READ_SIZE)
+            except (BlockingIOError, InterruptedError):
+                break
+            except OSError:
+                self.lost = True
+                break
+            self.buffer += data
+            if len(data) < READ_SIZE:
+                break
         self.wake()
 
     def wake(self) -> None:
-        if self.waiter is not None and not self.waiter.done():
-            self.waiter.set_result(None)
+        if self._waiter is not None and not self._waiter.done():
+            self._waiter.set_result(None)
 
     async def wait_for_data(self) -> None:
-        self.waiter = asyncio.get_running_loop().create_future()
+        self._waiter = asyncio.get_running_loop().create_future()
         try:
-            await self.waiter
+            await self._waiter
         finally:
-            self.waiter = None
+            self._waiter = None
+
+    def close(self) -> None:
+        """Drop the socket and the FIFOs: the control shell exits on end of input, and a
+        command shell still writing output gets EPIPE once no reader is left."""
+        self.lost = True
+        self.wake()
+        if self._transport is not None:
+            self._transport.close()
+        if self._fds:
+            with contextlib.suppress(Exception):
+                asyncio.get_running_loop().remove_reader(self._output_fd)
+            for fd in self._fds:
+                os.close(fd)
+            self._fds = []
+        for name in (self.output_name, *self.go_names, *self.command_names):
+            with contextlib.suppress(OSError):
+                os.unlink(self.run_dir / name)
+
+
+class _ControlProtocol(asyncio.Protocol):
+    """The exec socket of the control shell: keeps what it prints before its output moves to
+    the FIFO (start-up errors) and notices when it ends."""
+
+    def __init__(self, session: _Session) -> None:
+        self.session = session
+        self.demuxer = StreamDemuxer()
+
+    def data_received(self, data: bytes) -> None:
+        self.session.socket_output += self.demuxer.feed(data)
+        self.session.wake()
+
+    def eof_received(self) -> bool:
+        self.connection_lost(None)
+        return False
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.session.lost = True
+        self.session.wake()
 
 
 class _CommandRead:
@@ -182,6 +282,20 @@ class _CommandRead:
         self.output = CappedOutput(cap)
         self.pgid: int | None = None
         self.exit_code: int | None = None
+
+    def begin(self, buffer: bytearray) -> None:
+        """Called just before the go line: the waiting shell has usually printed its start
+        marker already. Output that came after it came before the command did (background
+        jobs of earlier commands): drop it, unless it holds this command's end marker (the
+        waiting shell died)."""
+        index = buffer.find(self.start_mark)
+        newline = buffer.find(b"\n", index)
+        if index < 0 or newline < 0:
+            return
+        end = buffer.find(self.end_mark, newline)
+        # pgid 0: the command never started
+        self.pgid = 0 if end >= 0 else int(buffer[index + len(self.start_mark) : newline])
+        del buffer[: end if end >= 0 else len(buffer)]
 
     def consume(self, buffer: bytearray) -> bool:
         """Eat what can be parsed from `buffer`; True once the end marker has been read."""
@@ -242,56 +356,73 @@ class _CommandRead:
 
 
 class ShellChannel:
-    """A stateful shell session: `run` frames each command and reads back its output and status."""
+    """A stateful shell session: `run` frames each command and reads back its output and status.
+
+    `run_dir` is a host directory the container sees (read-only is enough) at `run_mount`;
+    `owner` is the uid and gid of the sandbox user, who must be able to open the FIFOs.
+    """
 
     def __init__(
         self,
         open_socket: SocketOpener,
         *,
+        run_dir: Path,
+        run_mount: str,
+        owner: tuple[int, int] | None,
         workspace: str,
         home: str,
         baseline_names: Iterable[str],
         output_cap: int,
     ) -> None:
         self._open_socket = open_socket
+        self._run_dir = run_dir
+        self._run_mount = run_mount
+        self._owner = owner
         self._workspace = workspace
         self._home = home
         self._runner = _runner_script(workspace, baseline_names)
         self._output_cap = output_cap
         self._lock = asyncio.Lock()
-        self._transport: asyncio.Transport | None = None
-        self._protocol: _ShellProtocol | None = None
+        self._session: _Session | None = None
         self._next_token = ""
-        self._next_fd = GO_FDS[0]
+        self._next_lane = LANES[0]
         self._stale_tokens: deque[bytes] = deque(maxlen=STALE_TOKENS)
 
     @property
     def alive(self) -> bool:
-        return self._protocol is not None and not self._protocol.lost
+        return self._session is not None and not self._session.lost
 
     async def start(self) -> None:
-        """Open the exec socket and initialise the long-lived shell; returns once it answers."""
-        sock = await self._open_socket()
-        sock.setblocking(False)
-        loop = asyncio.get_running_loop()
-        transport, protocol = await loop.connect_accepted_socket(_ShellProtocol, sock)
-        self._transport, self._protocol = transport, protocol
+        """Open the exec socket and initialise the control shell; returns once it answers."""
+        session = _Session(self._run_dir, self._run_mount, self._owner)
+        self._session = session
+        try:
+            await session.connect(await self._open_socket())
+        except BaseException:
+            session.close()
+            raise
         ready = _new_token().encode() + b"R"
-        fifo = f"/tmp/.qwen-fix-go-{secrets.token_hex(6)}"
-        self._next_token, self._next_fd = _new_token(), GO_FDS[0]
+        self._next_token, self._next_lane = _new_token(), LANES[0]
         init = _init_script(
-            self._workspace, self._home, self._runner, fifo, self._next_token, ready.decode()
+            self._workspace,
+            self._home,
+            self._runner,
+            session.in_container(session.output_name),
+            self._spawn_line(session),
+            ready.decode(),
         )
-        transport.write(init.encode())
-        deadline = loop.time() + 30.0
-        while protocol.buffer.find(ready + b"\n") < 0:
-            if protocol.lost or loop.time() > deadline:
-                output = bytes(protocol.buffer).decode(errors="replace")
+        session.tell_control_shell(init)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + START_TIMEOUT
+        while session.buffer.find(ready + b"\n") < 0:
+            if session.lost or loop.time() > deadline:
+                output = bytes(session.socket_output + session.buffer).decode(errors="replace")
                 self.close()
                 raise ShellError(f"the sandbox shell did not start: {output[-2000:]!r}")
-            async with asyncio.timeout_at(deadline):
-                await protocol.wait_for_data()
-        protocol.buffer.clear()
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout_at(deadline):
+                    await session.wait_for_data()
+        del session.buffer[: session.buffer.find(ready + b"\n") + len(ready) + 1]
 
     async def run(
         self,
@@ -308,11 +439,11 @@ class ShellChannel:
         prelude = _prelude(cwd, env)
         async with self._lock:
             note = await self._ensure_started()
-            result = await self._run_framed(command, timeout, prelude, capped)
+            result = await self._run_framed(command, timeout, prelude, capped, last_try=False)
             if result is None:
-                # The shell had died before the command reached it: restart, run it now.
-                note = await self._ensure_started()
-                result = await self._run_framed(command, timeout, prelude, capped)
+                # The shells were gone before the command reached them: (re)start, run it now.
+                note = await self._ensure_started() or note
+                result = await self._run_framed(command, timeout, prelude, capped, last_try=True)
         if result is None:
             raise ShellError("the sandbox shell exits as soon as it starts")
         if note:
@@ -322,47 +453,50 @@ class ShellChannel:
     async def _ensure_started(self) -> str:
         if self.alive:
             return ""
-        was_started = self._protocol is not None
+        was_started = self._session is not None
         self.close()
         await self.start()
         return RESTART_NOTE if was_started else ""
 
     async def _run_framed(
-        self, command: str, timeout: float, prelude: str, capped: bool
+        self, command: str, timeout: float, prelude: str, capped: bool, *, last_try: bool
     ) -> ExecResult | None:
-        """The command's result, or None when the shell was gone before the command started."""
-        assert self._transport is not None and self._protocol is not None
-        protocol = self._protocol
-        token, fd = self._next_token, self._next_fd
-        keep_state = "0" if prelude else "1"
-        script = f"{prelude}\n{command}" if prelude else command
-        line = (
-            f"printf '%s' {shlex.quote(script)} >{COMMAND_FILE}; qf_go {keep_state} {token} {fd}\n"
-        )
+        """The command's result, or None when its shell was gone before the command started
+        (always None, on the last try, when the control shell is gone)."""
+        session = self._session
+        assert session is not None
+        token, lane = self._next_token, self._next_lane
+        script = f"{prelude}\n{command}\n" if prelude else f"{command}\n"
         cap = self._output_cap if capped else None
         read = _CommandRead(token.encode(), cap, self._stale_tokens)
         self._stale_tokens.append(token.encode())
         loop = asyncio.get_running_loop()
         started = time.perf_counter()
-        self._transport.write(line.encode())
+        read.begin(session.buffer)
+        session.hand_over(lane, token, script, keep_state=not prelude)
         try:
-            timed_out = await self._read_until_end(read, loop.time() + timeout)
+            timed_out = await self._read_until_end(session, read, loop.time() + timeout)
             if timed_out:
                 self._kill(read)
-                if await self._read_until_end(read, loop.time() + KILL_GRACE):
+                if await self._read_until_end(session, read, loop.time() + KILL_GRACE):
                     self.close()
         except BaseException:
-            # Cancelled mid-command: stop it and start a clean shell next time, since the
+            # Cancelled mid-command: stop it and start clean next time, since the output
             # stream is somewhere inside this command's frame.
             self._kill(read)
             self.close()
             raise
-        if protocol.lost and read.pgid is None:
+        never_started = not read.pgid and (session.lost or read.exit_code is not None)
+        if not session.lost:
+            self._spawn_next_runner(session)
+        if never_started and (session.lost or not last_try):
+            # The control shell died, or the waiting shell was killed (by an earlier command,
+            # or it could not be forked) before its go line came.
             return None
-        if not protocol.lost:
-            self._spawn_next_runner()
         output = read.output.text()
-        if protocol.lost and read.exit_code is None:
+        if never_started:
+            output += NOT_STARTED_NOTE
+        elif session.lost and read.exit_code is None:
             output += DIED_NOTE
         exit_code = -1 if timed_out or read.exit_code is None else read.exit_code
         return ExecResult(
@@ -374,41 +508,45 @@ class ShellChannel:
         )
 
     def _kill(self, read: _CommandRead) -> None:
-        """SIGKILL the command's process group with the long-lived shell's `kill` builtin."""
-        if read.pgid and self.alive:
-            assert self._transport is not None
-            self._transport.write(f"kill -9 -{read.pgid} 2>/dev/null\n".encode())
+        """SIGKILL the command's process group with the control shell's `kill` builtin."""
+        if read.pgid and self._session is not None:
+            self._session.tell_control_shell(f"kill -9 -{read.pgid} 2>/dev/null\n")
 
-    def _spawn_next_runner(self) -> None:
-        """Start the next command's shell now, while nothing runs and the agent thinks."""
-        assert self._transport is not None
+    def _spawn_line(self, session: _Session) -> str:
+        lane = self._next_lane
+        go = session.in_container(session.go_names[lane])
+        command = session.in_container(session.command_names[lane])
+        return f"qf_spawn {self._next_token} {shlex.quote(go)} {shlex.quote(command)}"
+
+    def _spawn_next_runner(self, session: _Session) -> None:
+        """Start the next command's shell now, while nothing runs and the agent thinks.
+
+        The line goes out once this command's result has been handed back: writing to the
+        exec socket wakes the engine, which the caller need not wait for."""
         self._next_token = _new_token()
-        self._next_fd = GO_FDS[1] if self._next_fd == GO_FDS[0] else GO_FDS[0]
-        self._transport.write(f"qf_spawn {self._next_token} {self._next_fd}\n".encode())
+        self._next_lane = LANES[1] if self._next_lane == LANES[0] else LANES[0]
+        line = self._spawn_line(session) + "\n"
+        asyncio.get_running_loop().call_soon(session.tell_control_shell, line)
 
-    async def _read_until_end(self, read: _CommandRead, deadline: float) -> bool:
+    async def _read_until_end(self, session: _Session, read: _CommandRead, deadline: float) -> bool:
         """Read until the end marker (False) or until `deadline` passes (True)."""
-        assert self._protocol is not None
-        protocol = self._protocol
         loop = asyncio.get_running_loop()
-        timer = loop.call_at(deadline, protocol.wake)
+        timer = loop.call_at(deadline, session.wake)
         try:
-            while not read.consume(protocol.buffer):
-                if protocol.lost:
+            while not read.consume(session.buffer):
+                if session.lost:
                     return False
                 if loop.time() >= deadline:
                     return True
-                await protocol.wait_for_data()
+                await session.wait_for_data()
             return False
         finally:
             timer.cancel()
 
     def close(self) -> None:
-        """Drop the socket; the long-lived shell exits on end of input."""
-        if self._transport is not None:
-            self._transport.close()
-        if self._protocol is not None:
-            self._protocol.lost = True
+        """Drop the socket and the FIFOs; the control shell exits on end of input."""
+        if self._session is not None:
+            self._session.close()
 
 
 def _new_token() -> str:

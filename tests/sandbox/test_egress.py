@@ -273,7 +273,7 @@ async def test_setup_reaches_an_allowlisted_host_and_nothing_after(
     assert after.output.startswith("FAILED") and "Connection refused" in after.output
     relays = await box.run("ps -eo args")
     assert "python3 -c" not in relays.output, relays.output
-    assert box.egress_dir is not None and not (box.egress_dir / EGRESS_SOCKET).exists()
+    assert not (box.run_dir / EGRESS_SOCKET).exists()
     assert "HTTP_PROXY" not in (await box.run("env")).output
 
 
@@ -322,4 +322,4 @@ async def test_an_image_without_python3_or_socat_gets_a_clear_error(
     assert result.exit_code == MISSING_RELAY_EXIT
     assert "needs python3 or socat in the sandbox image" in result.output
     assert "never runs" not in result.output
-    assert sandbox.egress_dir is not None and not sandbox.egress_dir.exists()
+    assert not sandbox.run_dir.exists()

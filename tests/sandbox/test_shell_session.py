@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import shlex
 import time
 
 from sandbox.docker import DockerSandbox
@@ -105,3 +107,35 @@ async def test_a_command_replacing_the_exit_trap_still_ends(sandbox: DockerSandb
     result = await sandbox.run("trap 'echo bye' EXIT; echo hi", timeout=10)
     assert (result.exit_code, result.output, result.timed_out) == (0, "hi\nbye\n", False)
     assert (await sandbox.run("echo next")).output == "next\n"
+
+
+async def test_background_output_between_commands_is_dropped(sandbox: DockerSandbox) -> None:
+    started = await sandbox.run("(sleep 0.2; echo late) & echo now")
+    assert started.output == "now\n"
+    await asyncio.sleep(0.6)  # "late" is printed while no command runs
+    assert (await sandbox.run("echo next")).output == "next\n"
+
+
+async def test_a_waiting_shell_killed_by_an_earlier_command_is_replaced(
+    sandbox: DockerSandbox,
+) -> None:
+    """A background job of one command kills the shell waiting for the next command; the next
+    command still runs, once, in a fresh shell with the session's state."""
+    await sandbox.run("cd /tmp && export KEPT=yes && echo 0 >runs")
+    # Command shells are `sh -c <script mentioning qf_token>`; this one's own text does not.
+    killer = (
+        "sleep 0.3; pids=$(ps -eo pid=,args= | grep '[q]f_token' | awk '{print $1}');"
+        " kill -9 $pids; echo $pids >/tmp/killed"
+    )
+    await sandbox.run(f"sh -c {shlex.quote(killer)} >/dev/null 2>&1 &")
+    await asyncio.sleep(0.8)
+    result = await sandbox.run('echo $(( $(cat runs) + 1 )) >runs; echo "$PWD $KEPT"; cat runs')
+    assert (result.exit_code, result.output) == (0, "/tmp yes\n1\n")
+    killed = (await sandbox.run("cat /tmp/killed")).output.split()
+    assert len(killed) == 1, killed  # exactly the shell that was waiting
+
+
+async def test_the_run_directory_is_read_only_to_the_sandbox(sandbox: DockerSandbox) -> None:
+    result = await sandbox.run("ls /run/qwen-fix; touch /run/qwen-fix/planted")
+    assert result.exit_code != 0 and "Read-only" in result.output, result.output
+    assert not (sandbox.run_dir / "planted").exists()
