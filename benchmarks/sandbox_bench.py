@@ -16,6 +16,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
+import shlex
 import socket
 import subprocess
 import tempfile
@@ -30,12 +32,13 @@ import docker
 
 from sandbox.base_commit import read_head_commit
 from sandbox.config import SandboxConfig
-from sandbox.docker import DockerSandbox, give_tree_to
+from sandbox.docker import RUN_MOUNT, DockerSandbox, give_tree_to
 from sandbox.framing import StreamDemuxer
 from sandbox.image import ensure_image
+from sandbox.labels import container_name
 from sandbox.pool import SandboxPool
 
-LABELS = {"qwen-fix.job": "sandbox-bench"}
+LABELS = {"qwen-fix.test": "sandbox-bench"}
 ANCHORS = Path(__file__).parent / "anchors"
 ONE_MIB = 1024 * 1024
 TARGETS = {
@@ -127,7 +130,7 @@ async def measure_pooled_starts(
                  str(source), str(slot.workspace_dir)],
                 check=True,
             )  # fmt: skip
-            box = await slot.ready()
+            box = await slot.ready(container_name("sandbox-bench"))
             await box.run("true")
             row.samples.append(time.perf_counter() - started)
             await slot.discard()
@@ -165,7 +168,7 @@ async def measure_start_parts(
 ) -> list[Row]:
     """Where `DockerSandbox.start`'s time goes: its engine calls timed as it makes them, the
     host-side preparation repeated alone, and the rest (shell init script, thread hand-offs)."""
-    calls = ("create_container", "start", "exec_create", "exec_start")
+    calls = ("create_container", "inspect_container", "start", "exec_create", "exec_start")
     host = Row("start part: host: read HEAD, chown checkout")
     rest = Row("start part: shell init + thread hand-offs")
     with engine_call_times(client.api, calls) as times:
@@ -200,9 +203,8 @@ async def measure_round_trips(box: DockerSandbox, count: int, pause: float) -> l
 async def measure_exec_floor(
     client: docker.DockerClient, container_id: str, count: int, pause: float
 ) -> list[float]:
-    """`echo hi` on a bare /bin/sh over one exec socket: the engine's own round trip, which no
-    channel built on docker exec can beat (no framing, no per-command shell, no asyncio
-    protocol): the reference for what the channel adds."""
+    """`echo hi` on a bare /bin/sh over one exec socket: the engine's own round trip, the least
+    any channel that relays commands through docker exec pays (ours does not)."""
     api = client.api
     exec_id = api.exec_create(container_id, ["/bin/sh"], stdin=True, stdout=True, stderr=True)
     stream = api.exec_start(exec_id["Id"], socket=True)
@@ -227,6 +229,45 @@ async def measure_exec_floor(
                 await asyncio.sleep(pause)
     finally:
         sock.close()
+    return samples
+
+
+async def measure_fifo_floor(box: DockerSandbox, count: int, pause: float) -> list[float]:
+    """`echo hi` from a bare `while read` loop over two FIFOs in the sandbox's run directory:
+    the path our channel takes, without framing, state or a per-command shell."""
+    names = ("bench-in", "bench-out")
+    for name in names:
+        os.mkfifo(box.run_dir / name, 0o600)
+        os.chown(box.run_dir / name, box.config.uid, box.config.gid)
+    ends = [os.open(box.run_dir / name, os.O_RDWR | os.O_NONBLOCK) for name in names]
+    loop_script = "exec 3<>bench-in 4>bench-out; while read x <&3; do echo hi >&4; done"
+    await box.run(f"sh -c {shlex.quote(loop_script)} >/dev/null 2>&1 &", cwd=RUN_MOUNT)
+    loop = asyncio.get_running_loop()
+    arrived = bytearray()
+    waiter: asyncio.Future[None] | None = None
+
+    def readable() -> None:
+        arrived.extend(os.read(ends[1], 65536))
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    loop.add_reader(ends[1], readable)
+    samples = []
+    try:
+        for _ in range(count):
+            began = time.perf_counter()
+            os.write(ends[0], b"go\n")
+            while arrived != b"hi\n":
+                waiter = loop.create_future()
+                await waiter
+            samples.append(time.perf_counter() - began)
+            arrived.clear()
+            if pause:
+                await asyncio.sleep(pause)
+    finally:
+        loop.remove_reader(ends[1])
+        for end in ends:
+            os.close(end)
     return samples
 
 
@@ -326,8 +367,11 @@ async def main(arguments: argparse.Namespace) -> None:
             back_to_back.samples = await measure_round_trips(box, arguments.commands, 0.0)
             paced = Row(f"ours: echo hi, {arguments.pause * 1000:.0f} ms apart")
             paced.samples = await measure_round_trips(box, arguments.commands, arguments.pause)
-            floor = Row(f"floor: bare sh, one exec socket, {arguments.pause * 1000:.0f} ms apart")
-            floor.samples = await measure_exec_floor(
+            apart = f"{arguments.pause * 1000:.0f} ms apart"
+            fifo_floor = Row(f"floor: bare sh loop on FIFOs, {apart}")
+            fifo_floor.samples = await measure_fifo_floor(box, arguments.commands, arguments.pause)
+            exec_floor = Row(f"reference: bare sh, one exec socket, {apart}")
+            exec_floor.samples = await measure_exec_floor(
                 client, box.container_id, arguments.commands, arguments.pause
             )
         finally:
@@ -349,7 +393,7 @@ async def main(arguments: argparse.Namespace) -> None:
     print_report(
         image,
         [starts, pooled, closes, *parts],
-        [back_to_back, paced, floor],
+        [paced, back_to_back, fifo_floor, exec_floor],
         big,
         anchors,
         arguments,

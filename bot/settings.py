@@ -67,7 +67,7 @@ class Settings(BaseSettings):
     sandbox_pids: Annotated[int, Field(gt=0)] = 512
     sandbox_lifetime: Annotated[float, Field(gt=0)] = 3600.0
     sandbox_pool_size: Annotated[int, Field(ge=0)] = Field(
-        0,
+        1,
         description="Sandboxes of SANDBOX_IMAGE a worker keeps started ahead of jobs, so a "
         "job's sandbox is ready in milliseconds; 0 starts each when its job needs it.",
     )

@@ -102,9 +102,11 @@ class DockerSandbox:
         workspace_dir: Path,
         *,
         labels: Mapping[str, str],
+        name: str | None = None,
         base_commit: str | None = None,
     ) -> DockerSandbox:
-        """Start a container over `workspace_dir` and return once its shell answers."""
+        """Start a container over `workspace_dir` and return once its shell answers; `name`
+        is the container's name (see `labels.container_name`)."""
         workspace_dir = await asyncio.to_thread(workspace_dir.resolve)
         if base_commit is None:
             try:
@@ -115,7 +117,7 @@ class DockerSandbox:
         run_dir = await asyncio.to_thread(make_run_dir, config)
         try:
             container_id = await asyncio.to_thread(
-                _create_container, client, config, workspace_dir, labels, run_dir
+                _create_container, client, config, workspace_dir, labels, run_dir, name
             )
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, run_dir, True)
@@ -129,6 +131,10 @@ class DockerSandbox:
             await sandbox.close()
             raise
         return sandbox
+
+    async def rename(self, name: str) -> None:
+        """Give the container a new name: how a pooled sandbox takes on its job."""
+        await asyncio.to_thread(self.client.api.rename, self.container_id, name)
 
     async def adopt_checkout(self, workspace_dir: Path) -> None:
         """Take over a checkout made in the (bind-mounted) workspace after the container started,
@@ -385,6 +391,64 @@ def _create_container(
     workspace_dir: Path,
     extra_labels: Mapping[str, str],
     run_dir: Path,
+    name: str | None = None,
+) -> str:
+    """Create and start the container; its id."""
+    if config.network == "none" and _default_network_is_none(client):
+        try:
+            return _create_container_in(
+                client, config, workspace_dir, extra_labels, run_dir, "default", name
+            )
+        except _NetworkAttached:
+            _BRIDGELESS[client.api.base_url] = False
+    return _create_container_in(
+        client, config, workspace_dir, extra_labels, run_dir, config.network, name
+    )
+
+
+class _NetworkAttached(Exception):
+    """A container meant to have no network was given one; it was removed before it started."""
+
+
+_BRIDGELESS: dict[str, bool] = {}
+
+
+def _default_network_is_none(client: docker.DockerClient) -> bool:
+    """True when the engine has no bridge network (dockerd --bridge=none), so a container in
+    the default network mode gets a new network namespace with only loopback, as with `none`.
+
+    Such a container starts about 150 ms sooner here: with `none` the engine prepares the
+    namespace itself before runc starts the container; in the default mode runc makes it.
+    Asked once per engine; every container is checked again before it starts.
+    """
+    known = _BRIDGELESS.get(client.api.base_url)
+    if known is None:
+        bridges = client.api.networks(filters={"driver": "bridge"})
+        known = _BRIDGELESS[client.api.base_url] = not bridges
+    return known
+
+
+def _existing_networks(client: docker.DockerClient, container_id: str) -> list[str]:
+    """Networks a created container would join that exist on the engine (`none` aside).
+
+    In the default mode a container names `bridge`, which on an engine without one joins
+    nothing: its namespace keeps only loopback."""
+    named = client.api.inspect_container(container_id)["NetworkSettings"]["Networks"] or {}
+    wanted = set(named) - {"none"}
+    if not wanted:
+        return []
+    existing = {network["Name"] for network in client.api.networks(names=sorted(wanted))}
+    return sorted(wanted & existing)
+
+
+def _create_container_in(
+    client: docker.DockerClient,
+    config: SandboxConfig,
+    workspace_dir: Path,
+    extra_labels: Mapping[str, str],
+    run_dir: Path,
+    network_mode: str,
+    name: str | None = None,
 ) -> str:
     api = client.api
     lifetime = math.ceil(config.lifetime)
@@ -394,7 +458,7 @@ def _create_container(
             str(run_dir): {"bind": RUN_MOUNT, "mode": "ro"},
         },
         tmpfs={"/tmp": f"rw,nosuid,nodev,size={config.tmpfs_size},mode=1777"},
-        network_mode=config.network,
+        network_mode=network_mode,
         read_only=True,
         cap_drop=["ALL"],
         security_opt=["no-new-privileges"],
@@ -421,9 +485,15 @@ def _create_container(
         labels=all_labels,
         hostname="sandbox",
         host_config=host_config,
+        name=name,
     )
     container_id: str = container["Id"]
     try:
+        if config.network == "none" and network_mode != "none":
+            attached = _existing_networks(client, container_id)
+            if attached:
+                remove_container(client, container_id)
+                raise _NetworkAttached(attached)
         api.start(container_id)
     except BaseException:
         remove_container(client, container_id)

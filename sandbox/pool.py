@@ -22,6 +22,7 @@ import structlog
 from sandbox.base_commit import EMPTY_TREE
 from sandbox.config import SandboxConfig
 from sandbox.docker import DockerSandbox
+from sandbox.labels import POOL_NAME, container_name
 
 log = structlog.get_logger("qwen_fix.sandbox.pool")
 
@@ -39,9 +40,12 @@ class Slot:
     workspace_dir: Path
     created: float = field(default_factory=time.monotonic)
 
-    async def ready(self) -> DockerSandbox:
-        """Hand the sandbox over once the checkout is in `workspace_dir`."""
-        await self.sandbox.adopt_checkout(self.workspace_dir)
+    async def ready(self, name: str) -> DockerSandbox:
+        """Hand the sandbox over, named `name` (its job's), once the checkout is in
+        `workspace_dir`."""
+        await asyncio.gather(
+            self.sandbox.rename(name), self.sandbox.adopt_checkout(self.workspace_dir)
+        )
         return self.sandbox
 
     async def discard(self) -> None:
@@ -119,8 +123,9 @@ class SandboxPool:
         await asyncio.to_thread(directory.mkdir, parents=True)
         try:
             sandbox = await DockerSandbox.start(
-                self.client, self.config, directory, labels=self.labels, base_commit=EMPTY_TREE
-            )
+                self.client, self.config, directory, labels=self.labels,
+                name=container_name(POOL_NAME), base_commit=EMPTY_TREE,
+            )  # fmt: skip
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, directory, True)
             raise

@@ -22,6 +22,8 @@ from bot.jobs import FollowUpJob, IssueJob
 from bot.repo_config import RepoConfig, RepoConfigError, parse_repo_config
 from sandbox.config import SandboxConfig
 from sandbox.docker import DockerSandbox
+from sandbox.labels import WORKER as WORKER_LABEL
+from sandbox.labels import container_name
 from sandbox.pool import SandboxPool, Slot
 from sandbox.protocol import Sandbox
 from workers.agent.loop import AgentConfig, AgentResult, run_agent
@@ -250,14 +252,14 @@ async def _start_sandbox(
         slot = await deps.pool.take()
         try:
             await checkout(found.mirror, slot.workspace_dir, found.base)
-            return await slot.ready(), slot
+            return await slot.ready(container_name(job_id)), slot
         except BaseException:
             await slot.discard()
             raise
     await checkout(found.mirror, found.sandbox_tree, found.base)
     sandbox = await DockerSandbox.start(
         deps.docker, config, found.sandbox_tree,
-        labels={"qwen-fix.job": job_id, "qwen-fix.worker": deps.worker_id},
+        labels={WORKER_LABEL: deps.worker_id}, name=container_name(job_id),
     )  # fmt: skip
     return sandbox, None
 

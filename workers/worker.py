@@ -17,6 +17,7 @@ from bot.control import WorkRegistry
 from bot.github import GitHubApp
 from bot.jobs import FOLLOW_UP, SOLVE_ISSUE, FollowUpJob, IssueJob
 from bot.settings import Settings
+from sandbox import labels as label
 from sandbox.config import SandboxConfig
 from sandbox.pool import SandboxPool
 from sandbox.reaper import reap_orphans
@@ -128,7 +129,7 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
         if settings.sandbox_pool_size:
             pool = SandboxPool(
                 client, config.sandbox, size=settings.sandbox_pool_size,
-                root=settings.data_dir / "pool", labels={"qwen-fix.worker": worker_id},
+                root=settings.data_dir / "pool", labels={label.WORKER: worker_id},
             )  # fmt: skip
             pool.refill()
         ctx["deps"] = Deps(

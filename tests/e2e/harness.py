@@ -18,6 +18,7 @@ from arq import create_pool
 from arq.connections import RedisSettings
 from arq.jobs import Job
 
+from sandbox.labels import job_name_filter
 from tests.conftest import free_port, wait_for_port
 from tests.github_emulator.emulator import GitHubEmulator
 from tests.model_server.script import Turn
@@ -167,7 +168,7 @@ class Harness:
                 container
                 for job_id in job_ids
                 for container in client.containers.list(
-                    all=True, filters={"label": f"qwen-fix.job={job_id}"}
+                    all=True, filters={"name": job_name_filter(job_id)}
                 )
             ]
         finally:

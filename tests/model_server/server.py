@@ -112,8 +112,8 @@ class ScriptedModelServer:
             index = len(self.requests)
             self.requests.append(body)
         if index >= len(self.script):
-            problem = f"scripted model server: script exhausted at request {index + 1}"
-            return self._error(500, problem)
+            exhausted = f"scripted model server: script exhausted at request {index + 1}"
+            return self._error(500, exhausted)
         turn = self.script[index]
         if turn.delay:
             await asyncio.sleep(turn.delay)

@@ -16,7 +16,7 @@ from sandbox.docker import DockerSandbox
 from sandbox.image import ensure_image
 
 BUSYBOX_TAG = "qwen-fix-test-busybox:2"
-TEST_LABELS = {"qwen-fix.job": "pytest"}
+TEST_LABELS = {"qwen-fix.test": "pytest"}
 
 
 @pytest.fixture(scope="session")

@@ -12,7 +12,7 @@ import pytest
 
 from sandbox import labels
 from sandbox.config import SandboxConfig
-from sandbox.docker import DockerSandbox, SandboxError
+from sandbox.docker import DockerSandbox, SandboxError, _create_container_in, _NetworkAttached
 from sandbox.reaper import reap_orphans
 from tests.sandbox.conftest import TEST_LABELS
 
@@ -28,9 +28,15 @@ async def test_container_is_labelled_and_limited(
     info = docker_client.api.inspect_container(sandbox.container_id)
     host = info["HostConfig"]
     assert info["Config"]["Labels"][labels.SANDBOX] == "1"
-    assert info["Config"]["Labels"]["qwen-fix.job"] == "pytest"
+    assert info["Config"]["Labels"]["qwen-fix.test"] == "pytest"
     assert float(info["Config"]["Labels"][labels.EXPIRES_AT]) > time.time()
-    assert host["NetworkMode"] == "none" and host["ReadonlyRootfs"] is True
+    # With no bridge on the engine the default mode is as network-less as `none`, and faster.
+    bridgeless = not docker_client.api.networks(filters={"driver": "bridge"})
+    assert host["NetworkMode"] == ("default" if bridgeless else "none")
+    assert all(
+        not network["EndpointID"] for network in info["NetworkSettings"]["Networks"].values()
+    )
+    assert host["ReadonlyRootfs"] is True
     assert host["CapDrop"] == ["ALL"] and "no-new-privileges" in host["SecurityOpt"]
     assert (host["Memory"], host["PidsLimit"], host["NanoCpus"]) == (256 * 2**20, 64, 10**9)
 
@@ -129,3 +135,15 @@ async def test_reap_removes_expired_sandboxes(
         for container_id in (expired, current):
             with contextlib.suppress(docker.errors.NotFound):
                 docker_client.api.remove_container(container_id, force=True)
+
+
+def test_a_container_given_a_network_is_removed_before_it_starts(
+    docker_client: docker.DockerClient, sandbox_image: str, tmp_path: Path
+) -> None:
+    """The guard behind the default network mode: whatever mode is tried, a sandbox that was
+    meant to have no network and got one never runs."""
+    config = SandboxConfig(image=sandbox_image, network="none")
+    before = set(sandbox_containers(docker_client))
+    with pytest.raises(_NetworkAttached):
+        _create_container_in(docker_client, config, tmp_path, TEST_LABELS, tmp_path, "host")
+    assert set(sandbox_containers(docker_client)) == before

@@ -10,6 +10,7 @@ import docker
 import pytest
 
 from sandbox.config import SandboxConfig
+from sandbox.labels import container_name, job_name_filter
 from sandbox.pool import POOL_LABEL, SandboxPool
 from tests.sandbox.conftest import TEST_LABELS, make_checkout
 
@@ -38,7 +39,8 @@ async def test_a_pooled_sandbox_takes_a_checkout_made_after_it_started(
     source = make_checkout(tmp_path / "source")
     clone = ["git", "clone", "-q", str(source), str(slot.workspace_dir)]
     await asyncio.to_thread(subprocess.run, clone, check=True)
-    sandbox = await slot.ready()
+    name = container_name("test-job:a/b#1")
+    sandbox = await slot.ready(name)
     try:
         listing = await sandbox.run("ls && id -u && git log --format=%s")
         assert listing.ok, listing.output
@@ -51,6 +53,9 @@ async def test_a_pooled_sandbox_takes_a_checkout_made_after_it_started(
         assert "added.txt" in diff
         labels = docker_client.containers.get(sandbox.container_id).labels
         assert labels[POOL_LABEL] == "1"
+        # The job is in the name it was given when the job took it.
+        found = docker_client.containers.list(filters={"name": job_name_filter("test-job:a/b#1")})
+        assert [c.id for c in found] == [sandbox.container_id] and found[0].name == name
     finally:
         await slot.discard()
     await pool.wait_filled()

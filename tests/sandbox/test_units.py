@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import struct
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from sandbox import labels
 from sandbox.base_commit import EMPTY_TREE, NotACheckout, read_head_commit
 from sandbox.framing import StreamDemuxer
+from sandbox.labels import container_name, job_name_filter
 from sandbox.output import CappedOutput
 from sandbox.reaper import is_orphan
 from tests.sandbox.conftest import make_checkout
@@ -117,3 +119,15 @@ def test_only_known_dead_workers_lose_their_sandboxes() -> None:
     # A worker this Redis never heard of (another deployment on the same engine) is left alone.
     assert not is_orphan(entry("w-elsewhere"), now=now, worker_id=None, live_workers=None,
                          dead_workers={"w-dead"})  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    "job_id", ["solve_issue:1f2e-77", "follow_up:octo/repo#12:review:9", "::", "a" * 300]
+)
+def test_container_names_are_valid_and_the_filter_finds_only_that_job(job_id: str) -> None:
+    name = container_name(job_id)
+    assert re.fullmatch(r"[a-zA-Z0-9][a-zA-Z0-9_.-]+", name), name
+    assert re.search(job_name_filter(job_id), "/" + name)
+    assert container_name(job_id) != name  # a job may start more than one sandbox
+    assert not re.search(job_name_filter(job_id), "/" + container_name(job_id + "-other"))
+    assert not re.search(job_name_filter("other" + job_id), "/" + name)
