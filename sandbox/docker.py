@@ -38,6 +38,7 @@ MAX_SYMLINK_HOPS = 8
 RUN_MOUNT = "/run/qwen-fix"
 """Read-only bind mount of the sandbox's run directory: the shell channel's FIFOs and command
 files, and the setup proxy's socket."""
+RUN_DIR_PREFIX = "qwen-fix-run-"
 EGRESS_SOCKET = "proxy.sock"
 RELAY_TIMEOUT = 30.0
 
@@ -376,7 +377,7 @@ def make_run_dir(config: SandboxConfig) -> Path:
     """
     if config.scratch_dir is not None:
         config.scratch_dir.mkdir(parents=True, exist_ok=True)
-    path = Path(tempfile.mkdtemp(prefix="qwen-fix-run-", dir=config.scratch_dir))
+    path = Path(tempfile.mkdtemp(prefix=RUN_DIR_PREFIX, dir=config.scratch_dir))
     try:
         give_tree_to(path, config.uid, config.gid)
     except BaseException:

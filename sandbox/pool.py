@@ -27,6 +27,8 @@ from sandbox.labels import POOL_NAME, container_name
 log = structlog.get_logger("qwen_fix.sandbox.pool")
 
 POOL_LABEL = "qwen-fix.pool"
+SLOT_PREFIX = "slot-"
+"""Names of the slots' workspace directories under the pool's root."""
 IDLE_LIMIT = 600.0
 """Seconds a pooled sandbox may wait for a job; older ones are replaced, so every sandbox
 handed out still has its whole lifetime ahead of it."""
@@ -119,7 +121,7 @@ class SandboxPool:
                 return
 
     async def _new_slot(self) -> Slot:
-        directory = self.root / f"slot-{uuid.uuid4().hex[:12]}"
+        directory = self.root / f"{SLOT_PREFIX}{uuid.uuid4().hex[:12]}"
         await asyncio.to_thread(directory.mkdir, parents=True)
         try:
             sandbox = await DockerSandbox.start(

@@ -1,9 +1,12 @@
-"""reap_orphans: removes sandbox containers that no running job owns any more."""
+"""Reaping: sandbox containers that no running job owns any more, and the host directories
+that crashed workers left behind for them."""
 
 from __future__ import annotations
 
+import shutil
 import time
 from collections.abc import Collection
+from pathlib import Path
 
 import docker
 
@@ -70,3 +73,34 @@ def is_orphan(
     if expires_at is not None and float(expires_at) <= now:
         return True
     return live_workers is not None and owner is not None and owner not in live_workers
+
+
+def reap_directories(
+    client: docker.DockerClient, root: Path, pattern: str, *, grace: float = STARTING_GRACE
+) -> int:
+    """Remove the directories under `root` named like `pattern` (a glob) that no sandbox
+    container mounts and that nothing has touched for `grace` seconds; return how many.
+
+    These are a sandbox's run directory or a pooled sandbox's workspace: each goes with its
+    sandbox, unless the worker died first. The grace spares one being made right now, before
+    its container exists. Blocking: from async code use asyncio.to_thread.
+    """
+    if not root.is_dir():
+        return 0
+    containers = client.api.containers(all=True, filters={"label": f"{label.SANDBOX}=1"})
+    mounted = {
+        mount.get("Source") for container in containers for mount in container.get("Mounts") or ()
+    }
+    now = time.time()
+    removed = 0
+    for path in root.glob(pattern):
+        try:
+            if {str(path), str(path.resolve())} & mounted or not path.is_dir():
+                continue
+            if path.stat().st_mtime > now - grace:
+                continue
+        except FileNotFoundError:
+            continue
+        shutil.rmtree(path, ignore_errors=True)
+        removed += 1
+    return removed

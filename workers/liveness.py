@@ -9,14 +9,15 @@ known to this Redis, so their sandboxes are left alone.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Sequence
+from pathlib import Path
 from typing import cast
 
 import docker
 import structlog
 from redis.asyncio import Redis
 
-from sandbox.reaper import reap_orphans
+from sandbox.reaper import reap_directories, reap_orphans
 
 log = structlog.get_logger("qwen_fix.liveness")
 
@@ -43,15 +44,22 @@ def _text(value: bytes | str) -> str:
 
 
 async def beat_and_reap(
-    redis: Redis, client: docker.DockerClient, worker_id: str, interval: float
+    redis: Redis,
+    client: docker.DockerClient,
+    worker_id: str,
+    interval: float,
+    directories: Sequence[tuple[Path, str]] = (),
 ) -> None:
-    """Run for the worker's lifetime."""
+    """Run for the worker's lifetime. When workers die, their sandboxes go, and so do the
+    leftover `directories` (root, glob) that no sandbox mounts any more."""
     while True:
         try:
             await beat(redis, worker_id, interval)
             dead = await dead_workers(redis)
             if dead:
                 removed = await asyncio.to_thread(reap_orphans, client, dead_workers=dead)
+                for root, pattern in directories:
+                    await asyncio.to_thread(reap_directories, client, root, pattern)
                 # Their sandboxes are gone: forget them, so the set stays small.
                 await cast(Awaitable[int], redis.srem(KNOWN, *dead))
                 log.info("liveness.reaped", removed=removed, dead_workers=sorted(dead))

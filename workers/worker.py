@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import tempfile
 import uuid
 from collections.abc import Coroutine
+from pathlib import Path
 from typing import Any
 
 import docker
@@ -19,8 +21,9 @@ from bot.jobs import FOLLOW_UP, SOLVE_ISSUE, FollowUpJob, IssueJob
 from bot.settings import Settings
 from sandbox import labels as label
 from sandbox.config import SandboxConfig
-from sandbox.pool import SandboxPool
-from sandbox.reaper import reap_orphans
+from sandbox.docker import RUN_DIR_PREFIX
+from sandbox.pool import SLOT_PREFIX, SandboxPool
+from sandbox.reaper import reap_directories, reap_orphans
 from workers.agent.loop import AgentConfig
 from workers.agent.model import ModelClient, ModelConfig
 from workers.follow_up import follow_up
@@ -118,13 +121,20 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
 
     async def startup(ctx: dict[str, Any]) -> None:
         client = docker.from_env()
+        config = pipeline_config(settings)
         removed = await asyncio.to_thread(reap_orphans, client)
+        # Directories that go with sandboxes, left behind by workers that died.
+        leftovers = [
+            (config.sandbox.scratch_dir or Path(tempfile.gettempdir()), f"{RUN_DIR_PREFIX}*"),
+            (settings.data_dir / "pool", f"{SLOT_PREFIX}*"),
+        ]
+        for root, pattern in leftovers:
+            await asyncio.to_thread(reap_directories, client, root, pattern)
         # Beat before any job starts a sandbox, so no other worker takes ours for orphans.
         await beat(ctx["redis"], worker_id, settings.worker_heartbeat)
         ctx["liveness"] = asyncio.create_task(
-            beat_and_reap(ctx["redis"], client, worker_id, settings.worker_heartbeat)
+            beat_and_reap(ctx["redis"], client, worker_id, settings.worker_heartbeat, leftovers)
         )
-        config = pipeline_config(settings)
         pool = None
         if settings.sandbox_pool_size:
             pool = SandboxPool(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import time
 from pathlib import Path
 
@@ -12,8 +13,14 @@ import pytest
 
 from sandbox import labels
 from sandbox.config import SandboxConfig
-from sandbox.docker import DockerSandbox, SandboxError, _create_container_in, _NetworkAttached
-from sandbox.reaper import reap_orphans
+from sandbox.docker import (
+    RUN_DIR_PREFIX,
+    DockerSandbox,
+    SandboxError,
+    _create_container_in,
+    _NetworkAttached,
+)
+from sandbox.reaper import reap_directories, reap_orphans
 from tests.sandbox.conftest import TEST_LABELS
 
 
@@ -147,3 +154,27 @@ def test_a_container_given_a_network_is_removed_before_it_starts(
     with pytest.raises(_NetworkAttached):
         _create_container_in(docker_client, config, tmp_path, TEST_LABELS, tmp_path, "host")
     assert set(sandbox_containers(docker_client)) == before
+
+
+async def test_reap_removes_run_directories_no_sandbox_mounts(
+    docker_client: docker.DockerClient, small_config: SandboxConfig, checkout: Path, tmp_path: Path
+) -> None:
+    scratch = tmp_path / "scratch"
+    config = small_config.model_copy(update={"scratch_dir": scratch})
+    box = await DockerSandbox.start(docker_client, config, checkout, labels=TEST_LABELS)
+    try:
+        old = time.time() - 3600
+        left = scratch / f"{RUN_DIR_PREFIX}left"  # a dead worker's: unmounted and old
+        fresh = scratch / f"{RUN_DIR_PREFIX}fresh"  # being made right now
+        other = scratch / "not-a-run-dir"
+        for directory in (left, fresh, other):
+            (directory / "sub").mkdir(parents=True)
+        for directory in (left, other, box.run_dir):
+            os.utime(directory, (old, old))
+        assert reap_directories(docker_client, scratch, f"{RUN_DIR_PREFIX}*") == 1
+        assert not left.exists()
+        assert fresh.exists() and other.exists() and box.run_dir.exists()
+        assert (await box.run("echo still here")).output == "still here\n"
+    finally:
+        await box.close()
+    assert reap_directories(docker_client, tmp_path / "missing", "*") == 0
