@@ -8,6 +8,7 @@ import re
 import shlex
 import subprocess
 import sys
+import tomllib
 from collections.abc import Iterator, Mapping
 from pathlib import Path
 from typing import Any
@@ -522,7 +523,7 @@ def test_dockerfile_copy_sources_exist(dockerfile: Path, context: Path) -> None:
 def test_app_image_installs_the_lock_and_runs_the_cli() -> None:
     dockerfile = DEPLOY / "Dockerfile"
     sources = copy_sources(dockerfile)
-    assert {"requirements/lock.txt", "pyproject.toml", "bot", "workers", "sandbox"} <= set(sources)
+    assert {"requirements/app.txt", "pyproject.toml", "bot", "workers", "sandbox"} <= set(sources)
     # Every package the build finds must be copied in.
     packages = re.findall(r'"(\w+)\*"', (ROOT / "pyproject.toml").read_text().split("include")[1])
     assert set(packages) <= set(sources)
@@ -534,7 +535,7 @@ def test_app_image_installs_the_lock_and_runs_the_cli() -> None:
     assert set(sources) <= allowed, "the build context ignores a file COPY needs"
     instructions = dockerfile_instructions(dockerfile)
     runs = " ".join(arguments for instruction, arguments in instructions if instruction == "RUN")
-    assert "pip install -r requirements/lock.txt" in runs
+    assert "pip install -r requirements/app.txt" in runs
     assert "pip install --no-deps ." in runs
     assert ("ENTRYPOINT", '["qwen-fix"]') in instructions
     assert re.search(
@@ -558,3 +559,27 @@ def test_readme_documents_non_settings_variables_and_metrics() -> None:
         "MODEL_NAME",
     ):
         assert metric in readme, metric
+
+
+def read_pins(path: Path) -> dict[str, str]:
+    pins = {}
+    for line in path.read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            name, _, version = line.partition("==")
+            pins[name.strip().lower()] = version.strip()
+    return pins
+
+
+def requirement_name(requirement: str) -> str:
+    return re.split(r"[\[<>=!~ ;]", requirement, maxsplit=1)[0].lower()
+
+
+def test_the_image_lock_is_the_apps_part_of_the_ci_lock() -> None:
+    """The image runs the versions CI tested, and none of the dev tools."""
+    app = read_pins(ROOT / "requirements" / "app.txt")
+    full = read_pins(ROOT / "requirements" / "lock.txt")
+    assert {name: full.get(name) for name in app} == app
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    assert {requirement_name(r) for r in project["dependencies"]} <= set(app)
+    dev_tools = {requirement_name(r) for r in project["optional-dependencies"]["dev"]}
+    assert dev_tools <= set(full) and not dev_tools & set(app)
