@@ -288,13 +288,11 @@ class _CommandRead:
         marker already. Output that came after it came before the command did (background
         jobs of earlier commands): drop it, unless it holds this command's end marker (the
         waiting shell died)."""
-        index = buffer.find(self.start_mark)
-        newline = buffer.find(b"\n", index)
-        if index < 0 or newline < 0:
+        if not self._consume_start(buffer) or not self.pgid:
             return
-        end = buffer.find(self.end_mark, newline)
-        # pgid 0: the command never started
-        self.pgid = 0 if end >= 0 else int(buffer[index + len(self.start_mark) : newline])
+        end = buffer.find(self.end_mark)
+        if end >= 0:
+            self.pgid = 0  # the command never started
         del buffer[: end if end >= 0 else len(buffer)]
 
     def consume(self, buffer: bytearray) -> bool:

@@ -4,10 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import socket
-import tempfile
 import uuid
 from collections.abc import Coroutine
-from pathlib import Path
 from typing import Any
 
 import docker
@@ -125,9 +123,10 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
         removed = await asyncio.to_thread(reap_orphans, client)
         # Directories that go with sandboxes, left behind by workers that died.
         leftovers = [
-            (config.sandbox.scratch_dir or Path(tempfile.gettempdir()), f"{RUN_DIR_PREFIX}*"),
             (settings.data_dir / "pool", f"{SLOT_PREFIX}*"),
         ]
+        if config.sandbox.scratch_dir is not None:
+            leftovers.append((config.sandbox.scratch_dir, f"{RUN_DIR_PREFIX}*"))
         for root, pattern in leftovers:
             await asyncio.to_thread(reap_directories, client, root, pattern)
         # Beat before any job starts a sandbox, so no other worker takes ours for orphans.
