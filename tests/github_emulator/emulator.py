@@ -7,8 +7,6 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-import httpx
-
 from tests.github_emulator import bare_repos, hook_deliveries, manifest_flow, reviews, webhooks
 from tests.github_emulator.auth import issue_token, new_key_pair
 from tests.github_emulator.payloads import JSON, Payloads, node_id
@@ -311,17 +309,7 @@ class GitHubEmulator:
         """
         return webhooks.build(self.world, self.payloads, event, action, **context)
 
-    @staticmethod
-    def deliver(
-        url: str,
-        event: str,
-        payload: JSON,
-        secret: str,
-        delivery_id: str | None = None,
-        signature: str | None = None,
-    ) -> httpx.Response:
-        return webhooks.deliver(url, event, payload, secret, delivery_id, signature)
-
+    deliver = staticmethod(webhooks.deliver)
     deliver_async = staticmethod(webhooks.deliver_async)
 
     def send(self, event: str, payload: JSON, app_id: int | None = None) -> JSON:
