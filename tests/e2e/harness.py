@@ -161,13 +161,16 @@ class Harness:
         return asyncio.run(wait())
 
     def sandboxes(self, *job_ids: str) -> list[Any]:
-        """Containers left behind by these jobs (other suites may share the engine)."""
+        """Containers left behind by these jobs (other suites may share the engine).
+
+        The listing entries themselves: `containers.list` would inspect each one afterwards,
+        and fail on a container that a reaper removed in between."""
         client = docker.from_env()
         try:
             return [
                 container
                 for job_id in job_ids
-                for container in client.containers.list(
+                for container in client.api.containers(
                     all=True, filters={"name": job_name_filter(job_id)}
                 )
             ]

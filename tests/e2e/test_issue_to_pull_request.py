@@ -158,8 +158,10 @@ def _pool_containers(h: object) -> list[str]:
     assert isinstance(h, Harness)
     client = docker.from_env()
     try:
-        found = client.containers.list(filters={"label": "qwen-fix.pool=1"})
-        return [c.id for c in found if c.labels.get("qwen-fix.worker", "") and
-                str(h.root) in str(c.attrs["Mounts"])]  # fmt: skip
+        # Listing entries, not `containers.list`, which inspects each one afterwards and fails
+        # on a container removed in between.
+        found = client.api.containers(filters={"label": "qwen-fix.pool=1"})
+        return [c["Id"] for c in found if c["Labels"].get("qwen-fix.worker", "") and
+                str(h.root) in str(c["Mounts"])]  # fmt: skip
     finally:
         client.close()
