@@ -16,8 +16,10 @@ from tests.sandbox.conftest import TEST_LABELS, make_checkout
 
 
 def containers(client: docker.DockerClient, pool_id: str) -> list[str]:
-    found = client.containers.list(all=True, filters={"label": f"test.pool={pool_id}"})
-    return [c.id for c in found]
+    # Listing entries: `containers.list` inspects each one afterwards and fails on a container
+    # the pool removes in between.
+    found = client.api.containers(all=True, filters={"label": f"test.pool={pool_id}"})
+    return [c["Id"] for c in found]
 
 
 @pytest.fixture
