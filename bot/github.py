@@ -12,6 +12,7 @@ from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
 from githubkit.cache.mem_cache import MemCacheStrategy
 from githubkit.exception import RequestFailed
 
+from bot.redaction import register_secret
 from bot.throttle import RETRY, WriteThrottler
 
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
@@ -63,6 +64,7 @@ class GitHubApp:
         self._tokens: dict[int, InstallationToken] = {}
         self._token_locks: dict[int, asyncio.Lock] = {}
         self._permissions: dict[tuple[int, str, str], tuple[str, float]] = {}
+        self._bot_login: str | None = None
 
     def _client(self, auth: AppAuthStrategy | TokenAuthStrategy) -> GitHub:
         return GitHub(
@@ -89,9 +91,19 @@ class GitHubApp:
                 installation_id
             )
             data = response.parsed_data
+            register_secret(data.token)
             expires = _parse_time(data.expires_at)
             self._tokens[installation_id] = InstallationToken(data.token, expires)
             return data.token
+
+    async def bot_login(self) -> str:
+        """The account the app acts as on GitHub, `<slug>[bot]`; asked once (GET /app)."""
+        if self._bot_login is None:
+            app = (await self.app_client.rest.apps.async_get_authenticated()).parsed_data
+            if app is None or not app.slug:
+                raise RuntimeError("GitHub did not say the app's slug (GET /app)")
+            self._bot_login = f"{app.slug}[bot]"
+        return self._bot_login
 
     async def installation(self, installation_id: int) -> GitHub:
         """An API client acting as the installation, with a token valid for a while yet."""

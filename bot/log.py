@@ -7,6 +7,8 @@ import sys
 
 import structlog
 
+from bot.redaction import redact_log_event
+
 
 def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
     """Route structlog and the stdlib loggers (uvicorn, arq, httpx) through one renderer."""
@@ -32,6 +34,7 @@ def configure_logging(level: str = "INFO", *, json: bool | None = None) -> None:
         processors=[
             structlog.stdlib.ProcessorFormatter.remove_processors_meta,
             structlog.processors.format_exc_info,
+            redact_log_event,
             renderer,
         ],
     )

@@ -14,13 +14,25 @@ from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from githubkit.exception import RequestFailed
 from starlette.background import BackgroundTask
 
 from bot.control import WorkRegistry
 from bot.deliveries import DeliveryLog
+from bot.delivery_shape import (
+    HEADER_TOKEN,
+    MAX_BODY,
+    REPOSITORY,
+    check_target,
+    field_at,
+    header_problem,
+    parse_payload,
+    read_body,
+)
 from bot.github import GitHubApp, can_trigger
 from bot.jobs import FollowUpJob, IssueJob, Job, enqueue, job_name
 from bot.metrics import DeliveryObservation, ReceiverMetrics
+from bot.redaction import redact
 from bot.redelivery import keep_up, mark_seen
 from bot.repo_labels import RepoLabels
 from bot.routing import (
@@ -65,17 +77,22 @@ class Receiver:
             return answer
 
     async def _handle(self, request: Request, seen: DeliveryObservation) -> Answer:
-        body = await request.body()
+        body = await read_body(request)
+        if body is None:
+            log.warning("webhook.rejected", reason="body too large")
+            return Answer(413, "rejected", f"the body is larger than GitHub's {MAX_BODY} bytes")
         if not is_valid_signature(
             self.webhook_secret, body, request.headers.get("x-hub-signature-256")
         ):
             log.warning("webhook.rejected", reason="bad or missing X-Hub-Signature-256")
             return Answer(401, "rejected", "bad or missing X-Hub-Signature-256")
-        event = request.headers.get("x-github-event")
-        delivery_id = request.headers.get("x-github-delivery")
-        seen.event = event or ""
-        if not event or not delivery_id:
-            return Answer(400, "rejected", "X-GitHub-Event and X-GitHub-Delivery are required")
+        event = request.headers.get("x-github-event", "")
+        delivery_id = request.headers.get("x-github-delivery", "")
+        seen.event = event if HEADER_TOKEN.fullmatch(event) else ""
+        problem = header_problem(event, delivery_id, request.headers.get("content-type"))
+        if problem is not None:
+            log.warning("webhook.malformed", reason=problem[2])
+            return Answer(*problem)
         with structlog.contextvars.bound_contextvars(delivery_id=delivery_id, event=event):
             return await self._handle_event(event, delivery_id, body, seen)
 
@@ -83,17 +100,16 @@ class Receiver:
         self, event: str, delivery_id: str, body: bytes, seen: DeliveryObservation
     ) -> Answer:
         try:
-            payload = json.loads(body)
-            if not isinstance(payload, dict):
-                raise MalformedPayload("payload is not a JSON object")
-            seen.action = str(payload.get("action") or "")
+            payload = parse_payload(body)
+            seen.action = payload.get("action") or ""
             decision = route(event, payload, self.rules)
             if isinstance(decision, Ignore) and event == "issues":
                 decision = await self._with_repo_label(event, payload, decision)
-        except (ValueError, MalformedPayload) as exc:
-            reason = str(exc) if isinstance(exc, MalformedPayload) else "body is not valid JSON"
-            log.warning("webhook.malformed", reason=reason)
-            return Answer(400, "rejected", reason)
+            if not isinstance(decision, Ignore):
+                check_target(decision)
+        except MalformedPayload as exc:
+            log.warning("webhook.malformed", reason=str(exc))
+            return Answer(400, "rejected", str(exc))
         if isinstance(decision, Ignore):
             log.info("webhook.ignored", action=payload.get("action"), reason=decision.reason)
             return Answer(200, "ignored", decision.reason)
@@ -106,8 +122,17 @@ class Receiver:
         ):
             try:
                 return await self._act(decision, delivery_id)
-            except Exception:
+            except Exception as exc:
                 await self.deliveries.release(delivery_id)
+                if isinstance(exc, RequestFailed) and exc.response.status_code == 404:
+                    # The payload names an installation GitHub does not have: asking again will
+                    # not help, but a redelivery (after a fix of GITHUB_API_URL, say) is acted on.
+                    reason = (
+                        f"GitHub knows no installation {target.installation_id} "
+                        "(uninstalled, or GITHUB_API_URL is another GitHub)"
+                    )
+                    log.warning("webhook.unknown_installation", reason=reason)
+                    return Answer(422, "rejected", reason)
                 log.exception("webhook.failed")
                 return Answer(503, "failed", "could not act on the delivery; GitHub may redeliver")
 
@@ -115,11 +140,13 @@ class Receiver:
         self, event: str, payload: dict[str, Any], ignored: Ignore
     ) -> Decision:
         """Route a label event again under the repository's own trigger label, if it has one."""
-        label = (payload.get("label") or {}).get("name")
-        installation = (payload.get("installation") or {}).get("id")
-        repository = (payload.get("repository") or {}).get("full_name")
+        label = field_at(payload, "label", "name")
+        installation = field_at(payload, "installation", "id")
+        repository = field_at(payload, "repository", "full_name")
         if payload.get("action") not in ("labeled", "unlabeled") or not label or not installation:
             return ignored
+        if not isinstance(repository, str) or not REPOSITORY.fullmatch(repository):
+            raise MalformedPayload("repository.full_name is not owner/name")
         try:
             repo_label = await self.repo_labels.label(
                 self.github, int(installation), str(repository)
@@ -225,8 +252,10 @@ class Receiver:
     def _post_status(self, target: Target) -> BackgroundTask:
         async def post() -> None:
             key = f"{target.repository}#{target.number}"
-            body = status_reply(
-                target.number, await self.registry.active(key), await self.registry.status(key)
+            body = redact(
+                status_reply(
+                    target.number, await self.registry.active(key), await self.registry.status(key)
+                )
             )
             owner, name = target.repository.split("/", 1)
             try:
@@ -247,6 +276,11 @@ class Answer(JSONResponse):
         content: dict[str, Any] = {"status": outcome, "detail": detail}
         super().__init__(content, status_code=status, background=background)
         self.outcome = outcome
+
+    def render(self, content: Any) -> bytes:
+        # ASCII with escapes: a reason may quote payload text holding lone surrogates (valid
+        # JSON escapes), which UTF-8 cannot encode.
+        return json.dumps(content, separators=(",", ":")).encode()
 
 
 async def build_receiver(settings: Settings) -> Receiver:

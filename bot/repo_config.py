@@ -75,7 +75,8 @@ class _Section(BaseModel):
 
 
 class Limits(_Section):
-    """Per-repository caps on one agent run; unset ones fall back to the app's settings."""
+    """Per-repository caps on one agent run. They can only lower the app's own settings (the
+    operator's are ceilings); unset ones keep them."""
 
     max_steps: PositiveWhole | None = None
     """Most model turns the agent may take."""
@@ -114,6 +115,9 @@ class RepoConfig(_Section):
     """Create commits through the API so GitHub signs them, for branches that require it."""
     reviewers: bool = True
     """Request a review of the pull request from the user who triggered the job."""
+    follow_ups: Literal["own", "any"] = "own"
+    """Pull requests whose branch follow-ups may push to: `own`, the app's own; `any`, people's
+    pull requests in this repository too (never a fork's, the default or a protected branch)."""
 
 
 EXAMPLE_CONFIG = """\

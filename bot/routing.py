@@ -338,9 +338,9 @@ def _follow_up(
 ) -> Decision:
     if not any(mentions(body, name) for name in rules.names):
         return Ignore("the comment does not mention qwen-fix")
+    # Any pull request, as for conversation comments: the worker decides, from GitHub's own
+    # answers and the repository's config, whether it may push there, and says so if not.
     pull = event.pull_request
-    if not _is_ours(pull, rules):
-        return Ignore("not a qwen-fix pull request")
     if pull.state != "open":
         return Ignore(f"pull request #{pull.number} is {pull.state}")
     target = _target(event, pull.number, comment_id, "review" if comment_id else "issue")

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
 from pathlib import Path
 from typing import Annotated
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.redaction import register_secrets
 from bot.routing import Rules
 
 
@@ -105,6 +107,15 @@ class Settings(BaseSettings):
             branch_prefix=self.branch_prefix,
         )
 
+    def secret_values(self) -> list[str]:
+        """Every secret the settings hold, for redaction."""
+        values = [self.webhook_secret.get_secret_value(), self.model_api_key.get_secret_value()]
+        # An unreadable key file is reported where the key is used.
+        with contextlib.suppress(OSError):
+            if self.private_key is not None or self.private_key_path is not None:
+                values.append(self.private_key_pem())
+        return values
+
     def private_key_pem(self) -> str:
         if self.private_key is not None:
             # .env files often carry the PEM on one line with literal \n.
@@ -114,11 +125,14 @@ class Settings(BaseSettings):
 
 
 def load_settings(**overrides: object) -> Settings:
-    """Read settings or raise SettingsError naming each bad variable."""
+    """Read settings or raise SettingsError naming each bad variable. Their secrets are
+    registered for redaction on every output path (bot/redaction.py)."""
     try:
-        return Settings(**overrides)  # type: ignore[arg-type]
+        settings = Settings(**overrides)  # type: ignore[arg-type]
     except ValidationError as exc:
         raise SettingsError(describe_errors(exc)) from None
+    register_secrets(settings.secret_values())
+    return settings
 
 
 def describe_errors(exc: ValidationError) -> str:

@@ -13,6 +13,8 @@ def sign(secret: bytes, body: bytes) -> str:
 
 def is_valid_signature(secret: bytes, body: bytes, header: str | None) -> bool:
     """True when `header` is GitHub's signature of `body`; constant time."""
-    if not header or not header.startswith("sha256="):
+    # Servers hand header bytes over as latin-1 text, and `hmac.compare_digest` raises on
+    # non-ASCII str: such a header is simply not a signature.
+    if not header or not header.isascii() or not header.startswith("sha256="):
         return False
     return hmac.compare_digest(sign(secret, body), header)

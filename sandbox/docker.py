@@ -28,8 +28,9 @@ from sandbox.archive import pack_file, unpack_file
 from sandbox.base_commit import NotACheckout, read_head_commit
 from sandbox.config import SandboxConfig
 from sandbox.egress import EgressProxy
+from sandbox.fresh_exec import FINAL_DIFF_SCRIPT, SWEEP_SCRIPT, FreshExec
 from sandbox.protocol import ExecResult
-from sandbox.shell import ShellChannel
+from sandbox.shell import STATE_FILE, ShellChannel
 
 SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DIFF_INDEX = "/tmp/.qwen-fix-diff-index"
@@ -40,6 +41,8 @@ RUN_MOUNT = "/run/qwen-fix"
 files, and the setup proxy's socket."""
 RUN_DIR_PREFIX = "qwen-fix-run-"
 EGRESS_SOCKET = "proxy.sock"
+BASELINE_MARK = "baseline"
+"""File in the run directory whose change time marks the end of setup (see `sweep`)."""
 RELAY_TIMEOUT = 30.0
 
 
@@ -94,6 +97,7 @@ class DockerSandbox:
             baseline_names=sandbox_environment(config),
             output_cap=config.output_cap,
         )
+        self._fresh = FreshExec(client, container_id, config.user, sandbox_environment(config))
 
     @classmethod
     async def start(
@@ -195,6 +199,66 @@ class DockerSandbox:
             return await self.run(command, timeout=timeout, env=forwarder.proxy_environment())
         finally:
             await self._shell.run(forwarder.stop_script(relay_pid), timeout=RELAY_TIMEOUT, cwd="/")
+
+    async def run_fresh(self, command: str, *, timeout: float) -> ExecResult:
+        """Run `command` in a shell of its own: a new exec with the container's baseline
+        environment, in the workspace, with nothing of the session's state (its directory, its
+        variables, its state file). On a timeout every process of the sandbox is stopped."""
+        self._check_open()
+        script = f"exec 2>&1\ncd -- {shlex.quote(self.workspace)} || exit 1\n{command}\n"
+        result, timed_out = await asyncio.to_thread(
+            self._fresh.run, ["/bin/sh", "-c", script],
+            workdir=self.workspace, timeout=timeout, cap=self.config.output_cap,
+        )  # fmt: skip
+        if timed_out:
+            await self.stop_processes()
+        return result
+
+    async def stop_processes(self) -> None:
+        """Kill everything the session left running: background jobs, daemons, the session
+        shell itself. The next `run` starts a fresh session shell."""
+        self._check_open()
+        result = await asyncio.to_thread(self._fresh.stop_all)
+        self._shell.close()
+        if not result.ok:
+            raise SandboxError(f"could not stop the sandbox's processes: {result.output[-500:]}")
+
+    def mark_baseline(self) -> None:
+        """Note now (the end of setup) as the time after which `sweep` removes stray files."""
+        (self.run_dir / BASELINE_MARK).touch()
+
+    async def final_diff(self) -> str:
+        """The workspace's change against the base commit, read as `diff` reads it but in a
+        fresh exec and through a git directory of our own: nothing the sandbox wrote into the
+        workspace's `.git` (config, filters, index, excludes, replace refs) shapes it."""
+        self._check_open()
+        base, ws = self.base_commit or "HEAD", self.workspace
+        argv = ["/bin/sh", "-c", FINAL_DIFF_SCRIPT, "final-diff", base, ws]
+        result, _ = await asyncio.to_thread(
+            self._fresh.run, argv, workdir=ws, timeout=self.config.command_timeout, cap=None
+        )
+        if not result.ok:
+            raise SandboxError(f"git diff failed in the sandbox: {result.output[-2000:]}")
+        return base64.b64decode(result.output).decode("utf-8", errors="surrogateescape")
+
+    async def sweep(self) -> list[str]:
+        """Remove the files changed since `mark_baseline` that the workspace's change does not
+        carry: anything under /tmp (HOME is there) and the workspace's ignored files. Returns
+        their paths, or one note when the image cannot tell (its find lacks -cnewer)."""
+        self._check_open()
+        mark = posixpath.join(RUN_MOUNT, BASELINE_MARK)
+        if not (self.run_dir / BASELINE_MARK).exists():
+            return []
+        base, ws = self.base_commit or "HEAD", self.workspace
+        argv = ["/bin/sh", "-c", SWEEP_SCRIPT, "sweep", base, ws, mark]
+        result, _ = await asyncio.to_thread(
+            self._fresh.run, argv, workdir=ws, timeout=self.config.command_timeout, cap=None
+        )
+        if not result.ok:
+            raise SandboxError(f"could not sweep the sandbox: {result.output[-2000:]}")
+        # The session shell's own files under /tmp go too, unreported.
+        own = posixpath.dirname(STATE_FILE) + "/.qwen-fix-"
+        return [path for path in result.output.split("\0") if path and not path.startswith(own)]
 
     async def read_file(self, path: str) -> bytes:
         """The bytes of a file; relative paths are relative to the workspace."""

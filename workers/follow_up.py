@@ -7,7 +7,7 @@ and the thread is resolved when the new commit changed the file it is about.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import cast
 
 import structlog
@@ -22,19 +22,29 @@ from githubkit_schemas.latest.models import (
 
 from bot.commands import mentions
 from bot.jobs import FollowUpJob
+from bot.repo_config import RepoConfig
 from workers.agent.task import Task
-from workers.git import GitError
+from workers.change_guard import left_out_markdown
+from workers.git import GitError, resolve
+from workers.limits import job_time_limit
 from workers.pipeline import (
     Deps,
     JobFailed,
     Outcome,
     Run,
+    load_repo_config,
     run_agent_stage,
     run_tracked,
     safe_name,
 )
 from workers.pr_body import clamp
-from workers.publish import post_check_run, publish_commit
+from workers.publish import (
+    NothingToPublish,
+    branch_is_protected,
+    post_check_run,
+    publish_commit,
+)
+from workers.push_target import PullFacts, PushPolicy, Refusal, follow_up_branch
 from workers.tracking import Progress, TrackingComment
 from workers.workspace import Checkout, clean_up, prepare
 
@@ -72,6 +82,14 @@ class Request:
 
 
 async def follow_up(deps: Deps, job: FollowUpJob) -> Outcome:
+    try:
+        return await _follow_up_job(deps, job)
+    finally:
+        # Also when nothing was asked or the push was refused: the job is no longer active.
+        await deps.registry.finish(job.work_key(), job.job_id())
+
+
+async def _follow_up_job(deps: Deps, job: FollowUpJob) -> Outcome:
     client = await deps.github.installation(job.installation_id)
     owner, name = job.repository.split("/", 1)
     pull = (await client.rest.pulls.async_get(owner, name, job.pull_number)).parsed_data
@@ -79,17 +97,59 @@ async def follow_up(deps: Deps, job: FollowUpJob) -> Outcome:
     if not requests:
         log.info("follow_up.nothing_asked")
         return Outcome("nothing-asked")
-    tracking = TrackingComment(
-        client,
-        job.repository,
-        job.pull_number,
-        Progress("Working on the review"),
-        registry=deps.registry,
+    limit = job_time_limit(deps.config.agent, deps.config.test_timeout)
+    async with deps.registry.lock(job.work_key(), timeout=limit):
+        found = await prepare(
+            deps.github,
+            client,
+            deps.mirrors,
+            job.installation_id,
+            job.repository,
+            deps.config.data_dir / "jobs" / safe_name(job.job_id()),
+        )
+        try:
+            config = await load_repo_config(found)
+            target = await _push_target(deps, client, pull, found, config)
+            if isinstance(target, Refusal):
+                log.info("follow_up.refused", reason=target.reason)
+                await _reply_all(client, job, requests, target.reason)
+                return Outcome("refused", pull.number, pull.html_url)
+            found = replace(found, base=await resolve(found.mirror, f"refs/heads/{target}"))
+            tracking = TrackingComment(
+                client,
+                job.repository,
+                job.pull_number,
+                Progress("Working on the review"),
+                registry=deps.registry,
+                bot_login=await deps.github.bot_login(),
+            )
+            await tracking.open()
+            work = _follow_up(deps, job, client, pull, found, config, target, requests, tracking)
+            return await run_tracked(deps, job, tracking, work)
+        finally:
+            clean_up(found)
+
+
+async def _push_target(
+    deps: Deps, client: GitHub, pull: PullRequest, found: Checkout, config: RepoConfig
+) -> str | Refusal:
+    head_repo = pull.head.repo.full_name if pull.head.repo is not None else None
+    same_repo = head_repo is not None and head_repo.casefold() == found.repository.casefold()
+    facts = PullFacts(
+        number=pull.number,
+        repository=found.repository,
+        head_repository=head_repo,
+        head_ref=pull.head.ref,
+        author=_login(pull.user),
+        default_branch=found.default_branch,
+        protected=same_repo and await branch_is_protected(client, found.repository, pull.head.ref),
     )
-    await tracking.open()
-    work = _follow_up(deps, job, client, pull, requests, tracking)
-    async with deps.registry.lock(job.work_key(), timeout=deps.config.agent.wall_time + 900):
-        return await run_tracked(deps, job, tracking, work)
+    policy = PushPolicy(
+        bot_login=await deps.github.bot_login(),
+        branch_prefix=config.branch_prefix,
+        people_pull_requests=config.follow_ups == "any",
+    )
+    return follow_up_branch(facts, policy, deps.config.command_name)
 
 
 async def _follow_up(
@@ -97,36 +157,30 @@ async def _follow_up(
     job: FollowUpJob,
     client: GitHub,
     pull: PullRequest,
+    found: Checkout,
+    config: RepoConfig,
+    branch: str,
     requests: list[Request],
     tracking: TrackingComment,
 ) -> Outcome:
-    found = await prepare(
-        deps.github,
-        client,
-        deps.mirrors,
-        job.installation_id,
-        job.repository,
-        deps.config.data_dir / "jobs" / safe_name(job.job_id()),
-        ref=f"refs/heads/{pull.head.ref}",
+    untrusted, trusted = await _task_texts(client, job.repository, pull, requests)
+    task = Task(
+        title=f"Review feedback on pull request #{pull.number}: {pull.title}",
+        body=untrusted,
+        mode=job.mode,
+        request=trusted,
+        requested_by=job.triggered_by,
     )
-    try:
-        task = Task(
-            title=f"Review feedback on pull request #{pull.number}: {pull.title}",
-            body=await _task_body(client, job.repository, pull, requests),
-            mode=job.mode,
-        )
-        run = await run_agent_stage(
-            deps, job.job_id(), found, task, tracking, verify=job.mode == "fix"
-        )
-        summary = run.result.summary or run.result.reason
-        if job.mode != "fix" or not run.patch.strip():
-            await _reply_all(client, job, requests, summary)
-            headline = "Answered" if job.mode != "fix" else "No change was needed"
-            await tracking.finish("done", headline, summary)
-            return Outcome("replied")
-        return await _commit_and_reply(job, client, pull, found, requests, run, tracking)
-    finally:
-        clean_up(found)
+    run = await run_agent_stage(
+        deps, job.job_id(), found, task, tracking, config, verify=job.mode == "fix"
+    )
+    summary = run.result.summary or run.result.reason
+    if job.mode != "fix" or not run.patch.strip():
+        await _reply_all(client, job, requests, summary)
+        headline = "Answered" if job.mode != "fix" else "No change was needed"
+        await tracking.finish("done", headline, summary)
+        return Outcome("replied")
+    return await _commit_and_reply(job, client, pull, found, branch, requests, run, tracking)
 
 
 async def _commit_and_reply(
@@ -134,6 +188,7 @@ async def _commit_and_reply(
     client: GitHub,
     pull: PullRequest,
     found: Checkout,
+    branch: str,
     requests: list[Request],
     run: Run,
     tracking: TrackingComment,
@@ -145,19 +200,23 @@ async def _commit_and_reply(
     try:
         commit = await publish_commit(
             client, found, run.patch, message,
-            branch=pull.head.ref, force=False, signed=run.config.signed_commits,
+            branch=branch, force=False, signed=run.config.signed_commits,
         )  # fmt: skip
+    except NothingToPublish as exc:
+        raise JobFailed(f"Nothing of the change could be published.\n\n{exc}") from None
     except (GitError, RequestFailed) as exc:
         raise JobFailed(
-            f"The branch `{pull.head.ref}` moved while I worked, so my commit was not pushed. "
+            f"The branch `{branch}` moved while I worked, so my commit was not pushed. "
             "Ask again and I will start from its new head."
         ) from exc
     if run.verification is not None:
         await post_check_run(client, job.repository, commit.sha, run.verification)
-    await _reply_all(client, job, requests, f"Done in {commit.sha[:7]}: {summary}")
+    left_out = left_out_markdown(commit.left_out)
+    reply = f"Done in {commit.sha[:7]}: {summary}" + (f"\n\n{left_out}" if left_out else "")
+    await _reply_all(client, job, requests, reply)
     await _resolve_threads(client, job.repository, pull.number, requests, commit.files)
-    await tracking.finish("done", f"Pushed {commit.sha[:7]}", summary)
-    return Outcome("pushed", pull.number, pull.html_url, branch=pull.head.ref, commit=commit.sha)
+    await tracking.finish("done", f"Pushed {commit.sha[:7]}", reply)
+    return Outcome("pushed", pull.number, pull.html_url, branch=branch, commit=commit.sha)
 
 
 async def gather_requests(client: GitHub, job: FollowUpJob, name: str) -> list[Request]:
@@ -220,31 +279,43 @@ def _review_request(
     )
 
 
-async def _task_body(
+async def _task_texts(
     client: GitHub, repository: str, pull: PullRequest, requests: list[Request]
-) -> str:
-    parts = ["The pull request you opened got review feedback. Change the code as asked."]
+) -> tuple[str, str]:
+    """(untrusted, trusted): the context the agent reads as data (the original issue, earlier
+    comments of each thread, the diff hunks), and what the reviewer asked."""
+    context = ["The pull request you opened got review feedback."]
     match = FIXES.search(pull.body or "")
     if match:
         owner, name = repository.split("/", 1)
         issue = (await client.rest.issues.async_get(owner, name, int(match.group(1)))).parsed_data
-        parts.append(f"The original issue #{issue.number}: {issue.title}\n\n{issue.body or ''}")
+        context.append(f"The original issue #{issue.number}: {issue.title}\n\n{issue.body or ''}")
     for number, request in enumerate(requests, 1):
-        parts.append(render_request(number, request))
-    return "\n\n".join(parts)
+        around = render_context(number, request)
+        if around:
+            context.append(around)
+    asked = ["Change the code as asked:"]
+    asked += [render_request(number, request) for number, request in enumerate(requests, 1)]
+    return "\n\n".join(context), "\n\n".join(asked)
 
 
 def render_request(number: int, request: Request) -> str:
-    """One request as the agent reads it: where, the thread so far, and what was asked."""
+    """One request as the agent reads it: where it was asked, and what."""
     lines = [f"## Request {number}, from @{request.author}"]
     if request.path:
         lines.append(f"On `{request.path}` line {request.line}:")
+    lines.append(f"Request: {request.body}")
+    return "\n".join(lines)
+
+
+def render_context(number: int, request: Request) -> str:
+    """What surrounds a request, written by others or taken from the branch: data."""
+    lines = []
     if request.diff_hunk:
         lines.append(f"```diff\n{request.diff_hunk}\n```")
     if request.thread:
         lines.append("Earlier in this thread:\n" + "\n".join(request.thread))
-    lines.append(f"Request: {request.body}")
-    return "\n".join(lines)
+    return f"## Around request {number}\n" + "\n".join(lines) if lines else ""
 
 
 async def _reply_all(client: GitHub, job: FollowUpJob, requests: list[Request], text: str) -> None:

@@ -61,6 +61,18 @@ async def git(
     stdin: bytes | None = None,
 ) -> str:
     """Run one git command; return stdout, raise GitError with stderr on failure."""
+    out = await git_bytes(*args, cwd=cwd, auth=auth, env=env, stdin=stdin)
+    return out.decode(errors="replace")
+
+
+async def git_bytes(
+    *args: str,
+    cwd: Path | None = None,
+    auth: GitAuth | None = None,
+    env: dict[str, str] | None = None,
+    stdin: bytes | None = None,
+) -> bytes:
+    """`git` with stdout as bytes: for blobs, which need not be text."""
     full_env = _base_env() | (auth.env() if auth else {}) | (env or {})
     process = await asyncio.create_subprocess_exec(
         "git",
@@ -82,7 +94,7 @@ async def git(
         if auth:
             message = auth.scrub(message)
         raise GitError(f"git {args[0]} failed ({process.returncode}): {message}")
-    return out.decode(errors="replace")
+    return out
 
 
 class MirrorCache:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +25,12 @@ from sandbox.docker import DockerSandbox
 from sandbox.labels import WORKER as WORKER_LABEL
 from sandbox.labels import container_name
 from sandbox.pool import SandboxPool, Slot
-from sandbox.protocol import Sandbox
 from workers.agent.loop import AgentConfig, AgentResult, run_agent
 from workers.agent.model import ModelClient
-from workers.agent.prompts import read_guidance
 from workers.agent.task import Task
+from workers.change_guard import left_out_markdown
 from workers.git import MirrorCache, checkout
+from workers.limits import SETUP_TIMEOUT, effective_agent_config
 from workers.metrics import WorkerMetrics
 from workers.pr_body import (
     PlanItem,
@@ -40,15 +40,25 @@ from workers.pr_body import (
     pull_request_body,
     pull_request_title,
 )
-from workers.publish import post_check_run, publish_commit, request_review, upsert_pull_request
+from workers.publish import (
+    NothingToPublish,
+    branch_is_protected,
+    post_check_run,
+    publish_commit,
+    request_review,
+    upsert_pull_request,
+)
+from workers.push_target import issue_branch_refusal
 from workers.tracking import Progress, TrackingComment, plan_markdown
+from workers.verification import verify as verify_change
 from workers.workspace import (
     REPO_CONFIG_PATH,
     Checkout,
     clean_up,
     guess_test_command,
     prepare,
-    read_at_base,
+    read_trusted,
+    trusted_guidance,
 )
 
 log = structlog.get_logger("qwen_fix.pipeline")
@@ -109,7 +119,6 @@ class Run:
     config: RepoConfig = field(default_factory=RepoConfig)
 
 
-SETUP_TIMEOUT = 900.0
 HEADLINES = {"fix": "Working on a fix", "plan": "Working on a plan", "ask": "Looking into it"}
 
 
@@ -152,12 +161,15 @@ async def solve_issue(deps: Deps, job: IssueJob) -> Outcome:
         job.issue_number,
         Progress(HEADLINES[job.mode]),
         registry=deps.registry,
+        bot_login=await deps.github.bot_login(),
     )
     await tracking.open()
     task = Task(
         title=issue.title,
-        body=_with_request(issue.body or "", job.triggered_by, job.instruction),
+        body=issue.body or "",
         mode=job.mode,
+        request=job.instruction.strip(),
+        requested_by=job.triggered_by,
     )
     return await run_tracked(deps, job, tracking, _solve(deps, job, client, task, tracking))
 
@@ -174,8 +186,15 @@ async def _solve(
         deps.config.data_dir / "jobs" / safe_name(job.job_id()),
     )
     try:
+        config = await load_repo_config(found)
+        branch = f"{config.branch_prefix}issue-{job.issue_number}"
+        if job.mode == "fix":
+            protected = await branch_is_protected(client, job.repository, branch)
+            refusal = issue_branch_refusal(branch, found.default_branch, protected)
+            if refusal is not None:
+                raise JobFailed(refusal.reason)
         run = await run_agent_stage(
-            deps, job.job_id(), found, task, tracking, verify=job.mode == "fix"
+            deps, job.job_id(), found, task, tracking, config, verify=job.mode == "fix"
         )
         if job.mode == "plan":
             detail = plan_markdown(run.result.plan) + "\n\n" + (run.result.summary or "")
@@ -188,7 +207,7 @@ async def _solve(
             raise JobFailed(
                 f"The agent made no change ({run.result.exit_status}: {run.result.reason})."
             )
-        return await _open_pull_request(deps, job, client, found, task, run, tracking)
+        return await _open_pull_request(deps, job, client, found, task, run, branch, tracking)
     finally:
         clean_up(found)
 
@@ -199,11 +218,15 @@ async def run_agent_stage(
     found: Checkout,
     task: Task,
     tracking: TrackingComment,
+    config: RepoConfig,
     *,
     verify: bool,
 ) -> Run:
-    """Validate the repository's config, start the sandbox, run the agent and the tests."""
-    config = await load_repo_config(found)
+    """Start the sandbox, run setup, the agent and (with `verify`) the tests.
+
+    Once the agent is done, everything it left running is stopped and its change is read
+    before the tests run, so the verdict is about the change that gets published.
+    """
     test_command = config.test or await guess_test_command(found)
     sandbox_config = deps.config.sandbox
     if config.image:
@@ -214,30 +237,30 @@ async def run_agent_stage(
     deps.metrics.sandbox_started(time.monotonic() - starting)
     try:
         await _setup(sandbox, config)
-        full_task = Task(
-            title=task.title,
-            body=task.body,
-            guidance=_guidance(await read_guidance(sandbox), config),
+        sandbox.mark_baseline()
+        full_task = replace(
+            task,
+            guidance=_guidance(await trusted_guidance(found), config),
             test_command=test_command,
-            mode=task.mode,
         )
         result = await run_agent(
             full_task,
             sandbox,
             deps.model,
-            _agent_config(deps.config.agent, config),
+            effective_agent_config(deps.config.agent, config.limits),
             observer=tracking,
             trajectory=deps.config.data_dir / "trajectories" / f"{safe_name(job_id)}.jsonl",
         )
         log.info("job.agent_done", exit_status=result.exit_status, steps=result.steps)
         deps.metrics.agent_finished(result)
+        await sandbox.stop_processes()
+        patch = await sandbox.final_diff()
         verification = None
         if verify:
             await tracking.update(state="testing", headline="Running the tests")
-            verification = await run_tests(
+            verification = await verify_change(
                 sandbox, test_command, deps.config.test_timeout, metrics=deps.metrics
             )
-        patch = await sandbox.diff()
     finally:
         await (slot.discard() if slot is not None else sandbox.close())
     return Run(result, verification, patch, test_command, config)
@@ -265,7 +288,8 @@ async def _start_sandbox(
 
 
 async def load_repo_config(found: Checkout) -> RepoConfig:
-    text = await read_at_base(found, REPO_CONFIG_PATH)
+    """The repository's config from its default branch (never from a branch under change)."""
+    text = await read_trusted(found, REPO_CONFIG_PATH)
     if text is None:
         return RepoConfig()
     try:
@@ -288,20 +312,6 @@ async def _setup(sandbox: DockerSandbox, config: RepoConfig) -> None:
         )
 
 
-async def run_tests(
-    sandbox: Sandbox, command: str | None, limit: float, *, metrics: WorkerMetrics
-) -> Verification:
-    if command is None:
-        return Verification(command=None, passed=None, log="No test command was found.")
-    result = await sandbox.run(command, timeout=limit)
-    metrics.tests_ran(result)
-    log.info(
-        "job.verified", command=command, exit_code=result.exit_code, timed_out=result.timed_out
-    )
-    note = f"\n[timed out after {limit:.0f} s]" if result.timed_out else ""
-    return Verification(command=command, passed=result.ok, log=result.output + note)
-
-
 async def _open_pull_request(
     deps: Deps,
     job: IssueJob,
@@ -309,16 +319,19 @@ async def _open_pull_request(
     found: Checkout,
     task: Task,
     run: Run,
+    branch: str,
     tracking: TrackingComment,
 ) -> Outcome:
     await tracking.update(state="publishing", headline="Opening a pull request")
     assert run.verification is not None
-    branch = f"{run.config.branch_prefix}issue-{job.issue_number}"
     title = pull_request_title(job.issue_number, task.title)
-    commit = await publish_commit(
-        client, found, run.patch, f"{title}\n\nFixes #{job.issue_number}",
-        branch=branch, force=True, signed=run.config.signed_commits,
-    )  # fmt: skip
+    try:
+        commit = await publish_commit(
+            client, found, run.patch, f"{title}\n\nFixes #{job.issue_number}",
+            branch=branch, force=True, signed=run.config.signed_commits,
+        )  # fmt: skip
+    except NothingToPublish as exc:
+        raise JobFailed(f"Nothing of the agent's change could be published.\n\n{exc}") from None
     body = pull_request_body(
         PullRequestContent(
             issue_number=job.issue_number,
@@ -329,6 +342,7 @@ async def _open_pull_request(
             tests=run.verification,
             stats=_stats(deps, run.result),
             command_name=deps.config.command_name,
+            left_out=commit.left_out,
         )
     )
     draft = {"always": True, "never": False}.get(run.config.draft, run.verification.passed is False)
@@ -349,9 +363,9 @@ async def _open_pull_request(
         False: "the tests fail, so it is a draft",
         None: "no tests ran",
     }
-    await tracking.finish(
-        "done", f"Opened #{number}", f"{url}: {verdict[run.verification.passed]}."
-    )
+    left_out = left_out_markdown(commit.left_out)
+    detail = f"{url}: {verdict[run.verification.passed]}." + (f"\n\n{left_out}" if left_out else "")
+    await tracking.finish("done", f"Opened #{number}", detail)
     log.info("job.published", branch=branch, pr=number, draft=draft)
     return Outcome("opened", number, url, draft, branch, commit.sha)
 
@@ -368,29 +382,11 @@ def _stats(deps: Deps, result: AgentResult) -> RunStats:
     )
 
 
-def _agent_config(base: AgentConfig, config: RepoConfig) -> AgentConfig:
-    limits = config.limits
-    changes: dict[str, Any] = {}
-    if limits.max_steps is not None:
-        changes["max_steps"] = limits.max_steps
-    if limits.max_tokens is not None:
-        changes["max_tokens"] = limits.max_tokens
-    if limits.wall_time is not None:
-        changes["wall_time"] = float(limits.wall_time) * 60
-    return base.model_copy(update=changes)
-
-
 def _guidance(files: str, config: RepoConfig) -> str:
     if not config.instructions.strip():
         return files
     extra = f"## .github/qwen-fix.yml instructions\n{config.instructions.strip()}"
     return f"{files}\n\n{extra}" if files else extra
-
-
-def _with_request(body: str, login: str, instruction: str) -> str:
-    if not instruction.strip():
-        return body
-    return f"{body}\n\n---\n@{login} asked: {instruction.strip()}"
 
 
 def safe_name(job_id: str) -> str:

@@ -5,6 +5,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+from bot.redaction import redact
+from workers.change_guard import LeftOut, left_out_markdown
+
 GITHUB_BODY_LIMIT = 65_536
 
 
@@ -43,15 +46,19 @@ class PullRequestContent:
     tests: Verification
     stats: RunStats
     command_name: str = "qwen-fix"
+    left_out: Sequence[LeftOut] = ()
+    """Paths of the agent's change the app did not publish, with the reasons."""
 
 
 def clamp(body: str, limit: int = GITHUB_BODY_LIMIT) -> str:
-    """A comment or PR body GitHub accepts: over the limit, the middle is cut."""
+    """A comment or PR body GitHub accepts, with secrets masked: over the limit, the middle
+    is cut. Every text the app writes on GitHub goes through here."""
+    body = redact(body)
     return body if len(body) <= limit else _cut_middle(body, limit)
 
 
 def pull_request_title(issue_number: int, issue_title: str) -> str:
-    return f"Fix #{issue_number}: {issue_title}"[:256]
+    return redact(f"Fix #{issue_number}: {issue_title}")[:256]
 
 
 def pull_request_body(content: PullRequestContent) -> str:
@@ -69,6 +76,10 @@ def _body_head(c: PullRequestContent) -> str:
         f"Fixes #{c.issue_number}",
         "### Plan\n" + (plan or "_No plan was recorded._"),
         "### Changes\n" + _fenced(c.diff_stat.strip() or "(no changes)"),
+    ]
+    if c.left_out:
+        parts.append(left_out_markdown(c.left_out))
+    parts += [
         "### Tests\n" + _test_verdict(c.tests),
     ]
     summary = "Test log" if c.tests.command else "Why there is no test log"
@@ -125,8 +136,8 @@ def check_run_output(tests: Verification) -> tuple[str, str, str]:
     """(title, summary, text) of the check run: the log split over summary and text, each
     within GitHub's limit; a log longer than both loses its middle."""
     title = {True: "Tests passed", False: "Tests failed", None: "No tests ran"}[tests.passed]
-    head = _test_verdict(tests) + "\n\n"
+    head = redact(_test_verdict(tests)) + "\n\n"
     room = CHECK_OUTPUT_LIMIT - len(head) - 40  # fences and newlines
-    log = _cut_middle(tests.log, 2 * room)
+    log = _cut_middle(redact(tests.log), 2 * room)
     first, rest = log[:room], log[room:]
     return title, head + _fenced(first), _fenced(rest) if rest else ""

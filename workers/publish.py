@@ -18,6 +18,8 @@ from githubkit_schemas.latest.types import (
     ReposOwnerRepoCheckRunsPostBodyPropOutputType,
 )
 
+from bot.redaction import redact
+from workers.change_guard import LeftOut, guard_staged_change, left_out_markdown
 from workers.git import checkout, git
 from workers.pr_body import Verification, check_run_output, clamp
 from workers.signed_commit import commit_through_api
@@ -40,6 +42,16 @@ class Commit:
     """`git diff --stat` of the change, for the pull request body."""
     files: frozenset[str]
     """Paths the change touched."""
+    left_out: tuple[LeftOut, ...] = ()
+    """Paths of the sandbox's patch the app did not publish, with the reason for each."""
+
+
+class NothingToPublish(Exception):
+    """Every file of the patch was left out by the change guard; the message says why."""
+
+    def __init__(self, left_out: list[LeftOut]) -> None:
+        self.left_out = tuple(left_out)
+        super().__init__(left_out_markdown(left_out))
 
 
 async def publish_commit(
@@ -57,31 +69,37 @@ async def publish_commit(
     `signed` makes it through GitHub's Git Database API (shown as Verified); otherwise it is
     committed in the worker's tree and pushed. A follow-up never forces over reviewers' pushes.
     """
-    stat = await _stage(found, patch)
-    names = await git("diff", "--cached", "--name-only", "-z", cwd=found.publish_tree)
+    message = redact(message)
+    left_out = await stage(found, patch)
+    tree = found.publish_tree
+    names = await git("diff", "--cached", "--name-only", "-z", cwd=tree)
     files = frozenset(name for name in names.split("\0") if name)
+    if not files:
+        raise NothingToPublish(left_out)
+    stat = await git("diff", "--cached", "--stat", cwd=tree)
     if signed:
         sha = await commit_through_api(
             client, found, message=message, parent=found.base, branch=branch, force=force
         )
-        return Commit(sha, stat, files)
-    await git("commit", "--quiet", "-m", message, cwd=found.publish_tree)
-    sha = (await git("rev-parse", "HEAD", cwd=found.publish_tree)).strip()
-    await push(found, branch, force=force)
-    return Commit(sha, stat, files)
+    else:
+        await git("commit", "--quiet", "--no-verify", "-m", message, cwd=tree)
+        sha = (await git("rev-parse", "HEAD", cwd=tree)).strip()
+        await push(found, branch, force=force)
+    return Commit(sha, stat, files, tuple(left_out))
 
 
-async def _stage(found: Checkout, patch: str) -> str:
-    """Apply the patch to the index of the worker's own tree; returns its diff stat."""
+async def stage(found: Checkout, patch: str) -> list[LeftOut]:
+    """Apply the patch to the index of the worker's own tree, then unstage what the app must
+    not publish; returns what was left out."""
     tree = found.publish_tree
     await checkout(found.mirror, tree, found.base, shared=True)
-    # The patch is untrusted data from the sandbox; git apply refuses paths outside the tree
-    # and inside .git.
+    # The patch is untrusted data from the sandbox; git apply refuses paths outside the tree,
+    # inside .git, and beyond a symbolic link.
     await git(
         "apply", "--index", "--binary", "--whitespace=nowarn", "-",
         cwd=tree, stdin=patch.encode("utf-8", "surrogateescape"),
     )  # fmt: skip
-    return await git("diff", "--cached", "--stat", cwd=tree)
+    return await guard_staged_change(tree, found.base)
 
 
 async def push(found: Checkout, branch: str, *, force: bool) -> None:
@@ -90,6 +108,18 @@ async def push(found: Checkout, branch: str, *, force: bool) -> None:
     if force:
         args.insert(1, "--force")
     await git(*args, cwd=found.publish_tree, auth=found.auth)
+
+
+async def branch_is_protected(client: GitHub, repository: str, branch: str) -> bool:
+    """Whether GitHub protects `branch`; a branch that does not exist yet is not protected."""
+    owner, name = repository.split("/", 1)
+    try:
+        found = await client.rest.repos.async_get_branch(owner, name, branch)
+    except RequestFailed as exc:
+        if exc.response.status_code == 404:
+            return False
+        raise
+    return bool(found.parsed_data.protected)
 
 
 async def upsert_pull_request(

@@ -1,8 +1,10 @@
 """Commits made through GitHub's Git Database API, which GitHub signs: they show as Verified.
 
-The change is applied in the worker's own tree first (as for a pushed commit); its files are then
-uploaded as blobs, a tree is made on top of the parent's, and the commit is created with no
-author or committer, so GitHub attributes it to the app and signs it.
+The change is staged in the worker's own tree first (as for a pushed commit); each staged blob
+is then uploaded from git's object database, never read from the working tree, so a symbolic
+link stays a link (its target text, mode 120000) and nothing outside the tree is ever read. A
+tree is made on top of the parent's, and the commit is created with no author or committer, so
+GitHub attributes it to the app and signs it.
 """
 
 from __future__ import annotations
@@ -14,25 +16,32 @@ from githubkit import GitHub
 from githubkit.exception import RequestFailed
 from githubkit_schemas.latest.types import ReposOwnerRepoGitTreesPostBodyPropTreeItemsType
 
+from workers.change_guard import GITLINK, blob, staged_files
 from workers.git import git
 from workers.workspace import Checkout
 
 Mode = Literal["100644", "100755", "040000", "160000", "120000"]
+TreeItem = ReposOwnerRepoGitTreesPostBodyPropTreeItemsType
 
 
-async def staged_entries(found: Checkout) -> list[tuple[str, Mode, str | None]]:
-    """(path, mode, path to upload or None for a deletion) of the staged change."""
+async def tree_items(client: GitHub, found: Checkout) -> list[TreeItem]:
+    """The staged change as items of a Git Database tree, uploading each new blob."""
+    owner, name = found.repository.split("/", 1)
     tree = found.publish_tree
-    status = await git("diff", "--cached", "--no-renames", "--name-status", "-z", cwd=tree)
-    fields = status.split("\0")
-    entries: list[tuple[str, Mode, str | None]] = []
-    for kind, path in zip(fields[0::2], fields[1::2], strict=False):
-        if kind == "D":
-            entries.append((path, "100644", None))
-            continue
-        mode = (await git("ls-files", "-s", "--", path, cwd=tree)).split(" ", 1)[0]
-        entries.append((path, _mode(mode), path))
-    return entries
+    items: list[TreeItem] = []
+    for file in await staged_files(tree):
+        if file.deleted:
+            items.append({"path": file.path, "mode": "100644", "type": "blob", "sha": None})
+        elif file.mode == GITLINK:
+            items.append({"path": file.path, "mode": "160000", "type": "commit", "sha": file.sha})
+        else:
+            content = await blob(tree, file.sha)
+            made = await client.rest.git.async_create_blob(
+                owner, name, content=base64.b64encode(content).decode(), encoding="base64"
+            )
+            sha = made.parsed_data.sha
+            items.append({"path": file.path, "mode": _mode(file.mode), "type": "blob", "sha": sha})
+    return items
 
 
 async def commit_through_api(
@@ -46,16 +55,7 @@ async def commit_through_api(
 ) -> str:
     """Create the staged change as a signed commit on `branch`; returns its sha."""
     owner, name = found.repository.split("/", 1)
-    items: list[ReposOwnerRepoGitTreesPostBodyPropTreeItemsType] = []
-    for path, mode, source in await staged_entries(found):
-        if source is None:
-            items.append({"path": path, "mode": mode, "type": "blob", "sha": None})
-            continue
-        content = (found.publish_tree / source).read_bytes()
-        blob = await client.rest.git.async_create_blob(
-            owner, name, content=base64.b64encode(content).decode(), encoding="base64"
-        )
-        items.append({"path": path, "mode": mode, "type": "blob", "sha": blob.parsed_data.sha})
+    items = await tree_items(client, found)
     base_tree = (await git("rev-parse", f"{parent}^{{tree}}", cwd=found.publish_tree)).strip()
     tree = await client.rest.git.async_create_tree(owner, name, tree=items, base_tree=base_tree)
     commit = await client.rest.git.async_create_commit(

@@ -94,6 +94,7 @@ class TrackingComment:
         number: int,
         progress: Progress,
         *,
+        bot_login: str,
         registry: WorkRegistry | None = None,
         interval: float = EDIT_INTERVAL,
     ) -> None:
@@ -103,6 +104,7 @@ class TrackingComment:
         self.number = number
         self.progress = progress
         self._registry = registry
+        self._bot_login = bot_login
         self._interval = interval
         self._comment_id: int | None = None
         self.url: str | None = None
@@ -110,7 +112,10 @@ class TrackingComment:
         self._pending: asyncio.Task[None] | None = None
 
     async def open(self) -> None:
-        """Find the app's tracking comment on the issue (an earlier run's) or post one."""
+        """Find the app's tracking comment on the issue (an earlier run's) or post one.
+
+        Only a comment of the app's own account counts: anyone can paste the marker, and
+        another bot's comment carrying it is not ours to edit."""
         body = render_tracking(self.progress, time.time())
         comments: Paginator[IssueComment] = self._client.rest.paginate(
             self._client.rest.issues.async_list_comments,
@@ -120,7 +125,8 @@ class TrackingComment:
             per_page=100,
         )
         async for comment in comments:
-            if MARKER in (comment.body or "") and getattr(comment.user, "type", "") == "Bot":
+            author = getattr(comment.user, "login", None)
+            if MARKER in (comment.body or "") and author == self._bot_login:
                 self._comment_id, self.url = comment.id, comment.html_url
                 await self._edit(body)
                 return

@@ -26,14 +26,12 @@ from workers.agent.loop import AgentConfig
 from workers.agent.model import ModelClient, ModelConfig
 from workers.follow_up import follow_up
 from workers.git import MirrorCache
+from workers.limits import job_time_limit
 from workers.liveness import beat, beat_and_reap
 from workers.metrics import MetricsExporter, WorkerMetrics
 from workers.pipeline import Deps, Outcome, PipelineConfig, solve_issue
 
 log = structlog.get_logger("qwen_fix.worker")
-
-JOB_MARGIN = 900.0
-"""Seconds a job may run past the agent's wall time: checkout, setup, tests and publishing."""
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -173,7 +171,8 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
             await deps.model.close()
             deps.docker.close()
 
-    timeout = settings.agent_wall_time + JOB_MARGIN
+    config = pipeline_config(settings)
+    timeout = job_time_limit(config.agent, config.test_timeout)
     return Worker(
         functions=[
             func(run_solve_issue, name=SOLVE_ISSUE, timeout=timeout, max_tries=2),

@@ -1,4 +1,10 @@
-"""A job's working copies: the mirror fetch, the sandbox's checkout and the worker's own tree."""
+"""A job's working copies: the mirror fetch, the sandbox's checkout and the worker's own tree.
+
+Two commits matter to a job: `base`, where the sandbox starts (the default branch for an issue,
+the pull request's head for a follow-up), and `trusted`, the default branch, where the app's
+configuration and the repository's guidance are read. A follow-up's head is a branch the agent
+itself wrote, steered by text from strangers: its copies of those files are data, never trusted.
+"""
 
 from __future__ import annotations
 
@@ -10,10 +16,13 @@ from pathlib import Path
 from githubkit import GitHub
 
 from bot.github import GitHubApp
+from bot.repo_config import CONFIG_PATH
+from workers.agent.prompts import GUIDANCE_FILES, GUIDANCE_LIMIT
 from workers.git import GitAuth, GitError, MirrorCache, git, resolve
 from workers.test_command import detect_test_command
 
-REPO_CONFIG_PATH = ".github/qwen-fix.yml"
+REPO_CONFIG_PATH = CONFIG_PATH
+REGULAR_FILES = ("100644", "100755")
 
 
 @dataclass(frozen=True, slots=True)
@@ -25,6 +34,8 @@ class Checkout:
     default_branch: str
     base: str
     """The commit the sandbox starts from."""
+    trusted: str
+    """The default branch's commit: where config, guidance and test detection are read."""
     mirror: Path
     auth: GitAuth
     job_dir: Path
@@ -55,29 +66,47 @@ async def prepare(
     repo = (await client.rest.repos.async_get(owner, name)).parsed_data
     auth = GitAuth(await github.installation_token(installation_id))
     mirror = await mirrors.update(repo.clone_url, auth)
-    base = await resolve(mirror, ref or f"refs/heads/{repo.default_branch}")
+    trusted = await resolve(mirror, f"refs/heads/{repo.default_branch}")
+    base = await resolve(mirror, ref) if ref else trusted
     await asyncio.to_thread(_fresh_dir, job_dir)
-    return Checkout(repository, repo.clone_url, repo.default_branch, base, mirror, auth, job_dir)
+    return Checkout(
+        repository, repo.clone_url, repo.default_branch, base, trusted, mirror, auth, job_dir
+    )
 
 
-async def read_at_base(found: Checkout, path: str) -> str | None:
-    """A file of the base commit, read from the mirror (not from the sandbox's tree)."""
+async def read_trusted(found: Checkout, path: str) -> str | None:
+    """A regular file of the default branch, read from the mirror; None if there is none.
+
+    A symbolic link (or anything but a plain file) there counts as no file: its target is
+    never followed, in the mirror or anywhere else.
+    """
     try:
-        return await git("show", f"{found.base}:{path}", cwd=found.mirror)
+        entry = await git("ls-tree", "-z", found.trusted, "--", path, cwd=found.mirror)
+        mode, kind, sha = entry.split("\t", 1)[0].split(" ") if entry else ("", "", "")
+        if kind != "blob" or mode not in REGULAR_FILES:
+            return None
+        return await git("cat-file", "blob", sha, cwd=found.mirror)
     except GitError:
         return None
 
 
+async def trusted_guidance(found: Checkout) -> str:
+    """The repository's guidance files of the default branch, each under its name, bounded."""
+    parts = []
+    for name in GUIDANCE_FILES:
+        text = await read_trusted(found, name)
+        if text is not None:
+            parts.append(f"## {name}\n{text.strip()}")
+    return "\n\n".join(parts)[:GUIDANCE_LIMIT]
+
+
 async def guess_test_command(found: Checkout) -> str | None:
-    files = (await git("ls-tree", "-r", "--name-only", found.base, cwd=found.mirror)).splitlines()
+    listing = await git("ls-tree", "-r", "--name-only", found.trusted, cwd=found.mirror)
+    files = listing.splitlines()
     texts: dict[str, str] = {}
-
-    async def load(path: str) -> None:
-        texts[path] = await read_at_base(found, path) or ""
-
     for path in ("Makefile", "package.json", "pyproject.toml"):
         if path in files:
-            await load(path)
+            texts[path] = await read_trusted(found, path) or ""
     return detect_test_command(files, lambda path: texts.get(path, ""))
 
 

@@ -13,6 +13,7 @@ from tests.agent.repo import TEST_COMMAND, make_buggy_repo
 from tests.agent.sandboxes import docker_sandbox
 from tests.agent.xml import turn
 from tests.model_server import Reply, ScriptedModelServer
+from tests.prompt_parts import split_prompt
 from workers.agent.loop import AgentConfig, AgentResult, Task, run_agent
 from workers.agent.model import ModelClient, ModelConfig
 from workers.agent.prompts import read_guidance
@@ -131,8 +132,9 @@ async def test_finds_fixes_and_tests_a_bug(
     assert len(observer.plans) == 2 and len(observer.steps) == len(FIX_SCRIPT)
     assert result.usage.calls == len(FIX_SCRIPT) and result.usage.cached_tokens > 0
     first = server.requests[0]["messages"]
-    assert "<issue>" in first[1]["content"] and "untrusted" in first[1]["content"]
-    assert "python3 -m unittest" in first[1]["content"]  # from AGENTS.md
+    parts = split_prompt(first[1]["content"])
+    assert ISSUE.body in parts.fenced["the issue"]
+    assert "python3 -m unittest" in parts.fenced["repository guidance"]  # from AGENTS.md
     # Append-only: every request extends the previous one.
     for before, after in zip(server.requests, server.requests[1:], strict=False):
         assert after["messages"][: len(before["messages"])] == before["messages"]

@@ -209,3 +209,122 @@ async def test_a_repository_may_name_its_own_trigger_label(world: World) -> None
     # The same issue: the second run supersedes the first, which is marked to be aborted.
     assert [job["id"] for job in await world.queued()] == ["solve_issue:r-1", "solve_issue:r-3"]
     assert await world.queue.zscore("arq:abort", "solve_issue:r-1") is not None
+
+
+async def test_a_non_ascii_signature_is_401_not_a_crash(world: World) -> None:
+    body = json.dumps(world.labeled("maintainer")).encode()
+    good = sign(SECRET.encode(), body).encode()
+    for signature in (b"sha256=" + "é".encode() * 32, good[:-1] + b"\xff", b"\xff"):
+        response = await world.client.post(
+            WEBHOOK_PATH,
+            content=body,
+            headers={
+                b"X-GitHub-Event": b"issues",
+                b"X-GitHub-Delivery": b"n-1",
+                b"X-Hub-Signature-256": signature,
+                b"Content-Type": b"application/json",
+            },
+        )
+        assert response.status_code == 401, response.text
+    assert await world.queued() == []
+
+
+def _labeled_with(world: World, **changes: Any) -> bytes:
+    """The maintainer's trigger label event with top-level fields replaced (None deletes)."""
+    payload = world.labeled("maintainer")
+    for name, value in changes.items():
+        path = name.split("__")
+        parent = payload
+        for part in path[:-1]:
+            parent = parent[part]
+        parent[path[-1]] = value
+    return json.dumps(payload).encode()
+
+
+# Each body is validly signed: these are deliveries GitHub could never send, or an attacker
+# with the secret. The receiver must say what is wrong (4xx), or ignore a field it has no use
+# for, and never fail (5xx).
+MALFORMED: dict[str, tuple[int, Any]] = {
+    "deeply nested JSON": (400, lambda w: b"[" * 100_000 + b"]" * 100_000),
+    "a number too long to read": (400, lambda w: b'{"action": 1' + b"0" * 5000 + b"}"),
+    "non-UTF-8 bytes": (400, lambda w: b'{"action": "labeled\xff\xfe"}'),
+    "a JSON string, not an object": (400, lambda w: b'"issues"'),
+    "action a list": (400, lambda w: _labeled_with(w, action=["labeled"])),
+    "action no GitHub action name": (400, lambda w: _labeled_with(w, action="\ud800")),
+    "a lone surrogate quoted in the reason": (
+        200,
+        lambda w: _labeled_with(w, issue__state="\ud800"),
+    ),
+    "label null": (400, lambda w: _labeled_with(w, label=None)),
+    "label a string on an action that has none": (
+        200,
+        lambda w: _labeled_with(w, action="opened", label="qwen-fix"),
+    ),
+    "installation a string on another action": (
+        400,
+        lambda w: _labeled_with(w, action="opened", installation="1"),
+    ),
+    "installation.id not a number": (400, lambda w: _labeled_with(w, installation__id="one")),
+    "installation.id out of range": (400, lambda w: _labeled_with(w, installation__id=2**64)),
+    "issue number negative": (400, lambda w: _labeled_with(w, issue__number=-1)),
+    "repository without an owner": (
+        400,
+        lambda w: _labeled_with(w, repository__full_name="widgets"),
+    ),
+    "sender login with a path in it": (
+        400,
+        lambda w: _labeled_with(w, sender__login="../../app/installations"),
+    ),
+    "an installation GitHub does not know": (
+        422,
+        lambda w: _labeled_with(w, installation__id=987_654_321),
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+async def test_a_malformed_signed_delivery_is_a_4xx_with_a_reason(world: World, case: str) -> None:
+    status, make = MALFORMED[case]
+    delivery = "bad-" + case.replace(" ", "-")
+    response = await world.post("issues", make(world), delivery=delivery)
+    assert response.status_code == status, response.text
+    assert response.json()["status"] == ("ignored" if status == 200 else "rejected")
+    assert response.json()["detail"]
+    assert await world.queued() == []
+
+
+@pytest.mark.parametrize(
+    ("headers", "status"),
+    [
+        ({"X-GitHub-Event": "issues\xff"}, 400),
+        ({"X-GitHub-Event": ""}, 400),
+        ({"X-GitHub-Delivery": "a b"}, 400),
+        ({"X-GitHub-Delivery": "d" * 500}, 400),
+        ({"Content-Type": "application/x-www-form-urlencoded"}, 415),
+        ({"Content-Type": "application/json; charset=utf-8"}, 202),
+    ],
+)
+async def test_malformed_headers_of_a_signed_delivery_are_4xx(
+    world: World, headers: dict[str, str], status: int
+) -> None:
+    body = json.dumps(world.labeled("maintainer")).encode()
+    sent = {
+        "X-GitHub-Event": "issues",
+        "X-GitHub-Delivery": "h-1",
+        "X-Hub-Signature-256": sign(SECRET.encode(), body),
+        "Content-Type": "application/json",
+    }
+    encoded = {k.encode(): v.encode("latin-1") for k, v in (sent | headers).items()}
+    response = await world.client.post(WEBHOOK_PATH, content=body, headers=encoded)
+    assert response.status_code == status, response.text
+    assert (await world.queued() != []) == (status == 202)
+
+
+async def test_a_body_larger_than_github_sends_is_413_before_the_signature(world: World) -> None:
+    github_cap = 25 * 1024 * 1024  # GitHub caps webhook payloads at 25 MB
+    response = await world.client.post(
+        WEBHOOK_PATH,
+        content=b" " * (github_cap + 1),
+        headers={"X-GitHub-Event": "issues", "X-GitHub-Delivery": "big"},
+    )
+    assert response.status_code == 413

@@ -126,11 +126,11 @@ def test_review_comments_mentioning_the_app_on_its_pull_requests_are_follow_ups(
     assert decision.target.number == payload["pull_request"]["number"]
 
 
-def test_review_comments_elsewhere_are_ignored() -> None:
-    other_branch = review_comment("@qwen-fix handle None", head="feature/x")
-    assert route("pull_request_review_comment", other_branch, RULES) == Ignore(
-        "not a qwen-fix pull request"
-    )
+def test_review_comments_on_other_pull_requests_go_to_the_worker_like_conversations() -> None:
+    """The worker decides whether it may push there (fork, default or protected branch, the
+    repository's `follow_ups`), and answers in the thread when it may not."""
+    other_branch = review_comment("@qwen-fix handle None", head="feature/x", author="alice")
+    assert isinstance(route("pull_request_review_comment", other_branch, RULES), FollowUp)
     silent = review_comment("handle None here")
     assert isinstance(route("pull_request_review_comment", silent, RULES), Ignore)
 

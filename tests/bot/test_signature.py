@@ -21,3 +21,9 @@ def test_only_the_exact_signature_is_valid() -> None:
     assert not is_valid_signature(DOC_SECRET, DOC_BODY, DOC_SIGNATURE.replace("sha256=", "sha1="))
     assert not is_valid_signature(DOC_SECRET, DOC_BODY, None)
     assert not is_valid_signature(DOC_SECRET, DOC_BODY, "")
+
+
+def test_a_non_ascii_header_is_invalid_not_an_error() -> None:
+    # Servers hand header bytes over as latin-1 text; `hmac.compare_digest` refuses non-ASCII str.
+    for header in ("sha256=" + "é" * 64, DOC_SIGNATURE[:-1] + "ÿ", "sha256=\udcff"):
+        assert not is_valid_signature(DOC_SECRET, DOC_BODY, header)

@@ -138,8 +138,10 @@ class Harness:
         raise AssertionError(f"timed out waiting for {what}\n{self.output()}")
 
     def tracking(self, number: int) -> str | None:
+        """The app's tracking comment (anyone can paste its marker into a comment of theirs)."""
         for comment in self.emulator.comments(REPO, number):
-            if "<!-- qwen-fix:tracking -->" in (comment["body"] or ""):
+            mine = comment["user"]["login"] == "qwen-fix[bot]"
+            if mine and "<!-- qwen-fix:tracking -->" in (comment["body"] or ""):
                 return str(comment["body"])
         return None
 

@@ -11,6 +11,7 @@ import pytest
 from tests.e2e.conftest import MakeHarness
 from tests.e2e.harness import FILES, REPO, call, fix_add_script
 from tests.model_server.script import Reply
+from tests.prompt_parts import split_prompt
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -37,10 +38,12 @@ def test_a_fix_command_in_a_comment_opens_a_pull_request(make_harness: MakeHarne
     assert h.emulator.pulls(REPO)[0]["title"] == "Fix #1: add() subtracts"
     assert [r["content"] for r in h.emulator.reactions(REPO, comment=comment)] == ["eyes"]
     assert "- [x] Fix add in calc.py" in body
-    # The maintainer's words reached the model, marked as coming from the issue thread.
-    first_prompt = h.model.requests[0]["messages"][1]["content"]
-    assert "@maintainer asked: please keep the signature as it is" in first_prompt
-    assert "<issue>" in first_prompt
+    # The maintainer's words reached the model as their trusted request, outside the fence
+    # that holds the issue's text.
+    parts = split_prompt(h.model.requests[0]["messages"][1]["content"])
+    assert "It does." in parts.fenced["the issue"]
+    assert "please keep the signature as it is" in parts.outside
+    assert "@maintainer, who can write to this repository" in parts.outside
 
 
 def test_plan_posts_the_plan_and_opens_nothing(make_harness: MakeHarness) -> None:

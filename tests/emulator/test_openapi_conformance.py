@@ -105,6 +105,7 @@ def world() -> Iterator[tuple[GitHubEmulator, dict[str, Any]]]:
             **review_world(emu),
             **git_world(emu),
         }
+        fork_world(emu, other)
         meta = emu.add_installation(1, "meta", permissions={"metadata": "read"})
         emu.add_repo("meta", "repo", {"README.md": "hello\n"}, meta)
         tokens = {
@@ -135,10 +136,24 @@ def review_world(emu: GitHubEmulator) -> dict[str, Any]:
 
 
 def git_world(emu: GitHubEmulator) -> dict[str, Any]:
+    """`scratch` to move, and a commit adding a workflow that no branch holds (the app may not
+    point a ref at it without the `workflows` permission)."""
     emu.commit_files("octo/hello", "scratch", {"SCRATCH.md": "x\n"}, "Scratch")
+    path = emu.world.repos["octo/hello"].path
+    workflow = emu.commit_files("octo/hello", "ci", {".github/workflows/ci.yml": "on: push\n"})
+    bare_repos.git("branch", "--quiet", "-D", "ci", cwd=path)
     main = emu.branches("octo/hello")["main"]
-    tree = bare_repos.commit(emu.world.repos["octo/hello"].path, main).tree
-    return {"main": main, "main_tree": tree}
+    return {"main": main, "main_tree": bare_repos.commit(path, main).tree, "workflow": workflow}
+
+
+def fork_world(emu: GitHubEmulator, installation: int) -> None:
+    """`other/hello`, a fork of octo/hello (installed on `other`, to be read), with pull #3 into
+    octo/hello from its `main`; and `release`, a protected branch of octo/hello."""
+    emu.add_fork("octo/hello", "other", installation_id=installation)
+    emu.commit_files("other/hello", "main", {"README.md": "forked\n"}, "Fork it")
+    assert emu.add_pull("octo/hello", "other:main", "From a fork", None, "mallory") == 3
+    emu.commit_files("octo/hello", "release", {"RELEASE.md": "1.0\n"}, "Release")
+    emu.protect_branch("octo/hello", "release")
 
 
 def app_world(emu: GitHubEmulator, token: str) -> dict[str, Any]:
@@ -186,6 +201,7 @@ def repo_cases() -> list[Case]:
     ref = f"{repo}/git/ref/{{ref}}"
     return [
         Case("GET", repo, "/repos/octo/hello", "token", 200),
+        Case("GET", repo, "/repos/other/hello", "other", 200),
         Case("GET", repo, "/repos/octo/hello", "other", 404),
         Case("GET", repo, "/repos/octo/hello", "bad", 401),
         Case("GET", permission, "/repos/octo/hello/collaborators/alice/permission", "token", 200),
@@ -196,6 +212,8 @@ def repo_cases() -> list[Case]:
         Case("GET", ref, "/repos/octo/hello/git/ref/heads/nope", "token", 404),
         Case("GET", ref, "/repos/octo/hello/git/ref/heads/main", "none", 401),
         Case("GET", f"{repo}/branches/{{branch}}", "/repos/octo/hello/branches/fix", "token", 200),
+        Case("GET", f"{repo}/branches/{{branch}}", "/repos/octo/hello/branches/release", "token",
+             200),
         Case("GET", f"{repo}/branches/{{branch}}", "/repos/octo/hello/branches/no", "token", 404),
         Case("GET", f"{repo}/branches/{{branch}}", "/repos/octo/hello/branches/fix", "none", 401),
     ]  # fmt: skip
@@ -287,6 +305,7 @@ def pull_cases() -> list[Case]:
         Case("POST", pulls, f"{hello}/pulls", "other", 404, new),
         Case("POST", pulls, f"{hello}/pulls", "none", 401, new),
         Case("GET", pull, f"{hello}/pulls/2", "token", 200),
+        Case("GET", pull, f"{hello}/pulls/3", "token", 200),
         Case("GET", pull, f"{hello}/pulls/1", "token", 404),
         Case("GET", pull, f"{hello}/pulls/2", "none", 401),
         Case("PATCH", pull, f"{hello}/pulls/2", "token", 200, {"title": "Fix the crash, really"}),
@@ -430,6 +449,8 @@ def git_cases() -> list[Case]:
         Case("POST", f"{git}/refs", f"{hello}/git/refs", "token", 422,
              {"ref": "refs/heads/main", "sha": "{main}"}),
         Case("POST", f"{git}/refs", f"{hello}/git/refs", "token", 400, NOT_JSON),
+        Case("POST", f"{git}/refs", f"{hello}/git/refs", "token", 403,
+             {"ref": "refs/heads/ci", "sha": "{workflow}"}),
         *hidden_errors("POST", f"{git}/refs", f"{hello}/git/refs", f"{ro}/git/refs",
                        {"ref": "refs/heads/x", "sha": "{main}"}),
         Case("PATCH", f"{git}/refs/{{ref}}", f"{hello}/git/refs/heads/scratch", "token", 200,
@@ -438,6 +459,10 @@ def git_cases() -> list[Case]:
              {"sha": "{main}"}),
         Case("PATCH", f"{git}/refs/{{ref}}", f"{hello}/git/refs/heads/fix", "token", 400,
              NOT_JSON),
+        Case("PATCH", f"{git}/refs/{{ref}}", f"{hello}/git/refs/heads/scratch", "token", 403,
+             {"sha": "{workflow}", "force": True}),
+        Case("PATCH", f"{git}/refs/{{ref}}", f"{hello}/git/refs/heads/release", "token", 422,
+             {"sha": "{main}", "force": True}),
         *hidden_errors("PATCH", f"{git}/refs/{{ref}}", f"{hello}/git/refs/heads/fix",
                        f"{ro}/git/refs/heads/fix", {"sha": "{main}"}),
         Case("GET", contents, f"{hello}/contents/README.md", "token", 200),

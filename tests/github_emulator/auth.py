@@ -131,12 +131,15 @@ def can_access(token: Token, repo: Repo) -> bool:
     return token.repository_ids is None or repo.id in token.repository_ids
 
 
+def has_permission(token: Token, scope: str, level: str = "write") -> bool:
+    granted = token.installation.permissions.get(scope)
+    return granted == "write" or (level == "read" and granted == "read")
+
+
 def require_permission(token: Token, scope: str, level: str = "write") -> None:
     """403 as GitHub answers when the installation lacks a permission."""
-    granted = token.installation.permissions.get(scope)
-    if granted == "write" or (level == "read" and granted == "read"):
-        return
-    raise GitHubError(403, "Resource not accessible by integration")
+    if not has_permission(token, scope, level):
+        raise GitHubError(403, "Resource not accessible by integration")
 
 
 def token_from_basic(world: World, authorization: str | None) -> Token | None:

@@ -66,7 +66,7 @@ def create(path: Path, files: dict[str, str], default_branch: str) -> str:
     """Make a bare repository at `path` holding one commit of `files`; return its sha."""
     path.mkdir(parents=True)
     git("init", "--quiet", "--bare", f"--initial-branch={default_branch}", ".", cwd=path)
-    git("config", "http.receivepack", "true", cwd=path)
+    configure(path)
     with tempfile.TemporaryDirectory() as work_dir:
         work = Path(work_dir)
         git("init", "--quiet", f"--initial-branch={default_branch}", ".", cwd=work)
@@ -78,6 +78,30 @@ def create(path: Path, files: dict[str, str], default_branch: str) -> str:
         git("commit", "--quiet", "--allow-empty", "-m", "Initial commit", cwd=work, env=AUTHOR)
         git("push", "--quiet", str(path), f"HEAD:refs/heads/{default_branch}", cwd=work)
         return git("rev-parse", "HEAD", cwd=work).strip()
+
+
+def configure(path: Path) -> None:
+    """Serve pushes over HTTP, and hide refs/pull/ from them as GitHub does: pushes to a
+    pull's ref fail with git's own "deny updating a hidden ref"."""
+    git("config", "http.receivepack", "true", cwd=path)
+    git("config", "receive.hideRefs", "refs/pull/", cwd=path)
+
+
+def clone(source: Path, path: Path, only_branch: str | None = None) -> None:
+    """A bare copy of `source`'s branches and tags at `path` (one branch with `only_branch`),
+    sharing no objects and remembering no remote, as GitHub makes a fork."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    single = ["--single-branch", "--branch", only_branch] if only_branch else []
+    git(
+        "clone", "--quiet", "--bare", "--no-local", *single, str(source), str(path), cwd=path.parent
+    )
+    git("remote", "remove", "origin", cwd=path)
+    configure(path)
+
+
+def fetch_branch(path: Path, source: Path, branch: str, ref: str) -> None:
+    """Point `ref` of the repository at `path` at `branch` of `source`, objects and all."""
+    git("fetch", "--quiet", "--no-tags", str(source), f"+refs/heads/{branch}:{ref}", cwd=path)
 
 
 def branches(path: Path) -> dict[str, str]:

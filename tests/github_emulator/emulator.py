@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from tests.github_emulator import bare_repos, hook_deliveries, manifest_flow, reviews, webhooks
+from tests.github_emulator import (
+    bare_repos,
+    hook_deliveries,
+    manifest_flow,
+    pull_refs,
+    reviews,
+    webhooks,
+)
 from tests.github_emulator.auth import issue_token, new_key_pair
 from tests.github_emulator.payloads import JSON, Payloads, node_id
 from tests.github_emulator.server import ServerThread, build_app
@@ -121,6 +129,55 @@ class GitHubEmulator:
             self.world.repos[repo.full_name.lower()] = repo
         return repo.full_name
 
+    def add_fork(
+        self,
+        repo: str,
+        owner: str,
+        name: str | None = None,
+        installation_id: int | None = None,
+        default_branch_only: bool = False,
+    ) -> str:
+        """`owner`'s fork of `repo`: a bare copy of its branches and tags now, as private as
+        the parent, where the app is not installed unless `installation_id` says so; returns
+        `owner/name` (the parent's name by default)."""
+        parent = self._repo(repo)
+        name = name or parent.name
+        path = self.world.root / "git" / owner / f"{name}.git"
+        only = parent.default_branch if default_branch_only else None
+        bare_repos.clone(parent.path, path, only)
+        installations = self.world.installations
+        fork = Repo(
+            id=self.world.new_id(),
+            owner=self.world.user(owner),
+            name=name,
+            path=path,
+            installation=None if installation_id is None else installations[installation_id],
+            default_branch=parent.default_branch,
+            private=parent.private,
+            parent=parent,
+        )
+        with self.world.lock:
+            self.world.repos[fork.full_name.lower()] = fork
+            parent.forks.append(fork)
+        return fork.full_name
+
+    def delete_repo(self, repo: str) -> None:
+        """Delete a repository, as its owner would; pulls from it (a fork) show `head.repo` null."""
+        found = self._repo(repo)
+        with self.world.lock:
+            del self.world.repos[found.full_name.lower()]
+            found.deleted = True
+        shutil.rmtree(found.path)
+
+    def protect_branch(self, repo: str, branch: str) -> None:
+        """Protect `branch` as a classic rule requiring pull requests does: the app may neither
+        push to it, force-push, delete it, nor move it through the git refs API."""
+        found = self._repo(repo)
+        if branch not in bare_repos.branches(found.path):
+            raise KeyError(f"no branch {branch!r} in {repo}")
+        with self.world.lock:
+            found.protected_branches.add(branch)
+
     def set_permission(self, repo: str, login: str, role: str) -> None:
         if role not in ROLES:
             raise ValueError(f"role must be one of {ROLES}")
@@ -194,7 +251,9 @@ class GitHubEmulator:
             bare_repos.git("add", "--all", cwd=work)
             bare_repos.git("commit", "--quiet", "-m", message, cwd=work, env=bare_repos.AUTHOR)
             bare_repos.git("push", "--quiet", "origin", f"HEAD:refs/heads/{branch}", cwd=work)
-            return bare_repos.git("rev-parse", "HEAD", cwd=work).strip()
+            sha = bare_repos.git("rev-parse", "HEAD", cwd=work).strip()
+        pull_refs.sync(self.world, found)
+        return sha
 
     def add_pull(
         self,
@@ -205,18 +264,45 @@ class GitHubEmulator:
         author: str,
         base: str | None = None,
         draft: bool = False,
+        head_repo: str | None = None,
+        maintainer_can_modify: bool = False,
     ) -> int:
-        """An open pull request from an existing branch; shares the issue number sequence."""
+        """An open pull request from an existing branch; shares the issue number sequence.
+
+        As in GitHub's API, `head` is `branch`, or `owner:branch` for a branch of `owner`'s
+        fork (which may well be `main`); `head_repo` names that fork when it was renamed."""
         found = self._repo(repo)
-        if head not in bare_repos.branches(found.path):
-            raise KeyError(f"no branch {head!r} in {repo}: commit_files first")
-        pull = PullRequest(self.world.new_id(), head, base or found.default_branch, draft)
+        owner, _, branch = head.rpartition(":")
+        fork = self._fork_of(found, owner, head_repo) if owner or head_repo else None
+        if branch not in bare_repos.branches((fork or found).path):
+            raise KeyError(
+                f"no branch {branch!r} in {(fork or found).full_name}: commit_files first"
+            )
+        pull = PullRequest(
+            self.world.new_id(), branch, base or found.default_branch, draft,
+            head_repo=fork, maintainer_can_modify=maintainer_can_modify,
+        )  # fmt: skip
         with self.world.lock:
             number = self.world.next_number(found)
             issue = Issue(self.world.new_id(), number, title, body, self.world.user(author))
             issue.pull = pull
             found.issues[number] = issue
+        pull_refs.sync(self.world, fork or found)
         return number
+
+    def _fork_of(self, repo: Repo, owner: str, name: str | None) -> Repo | None:
+        """`owner`'s repository `name` (by default, any) in `repo`'s fork network; None when it
+        is `repo` itself."""
+        owner = owner or repo.owner.login
+        for candidate in self.world.repos.values():
+            same_network = candidate.source is repo.source
+            if (
+                same_network
+                and candidate.owner.login.lower() == owner.lower()
+                and (name is None or candidate.name.lower() == name.lower())
+            ):
+                return None if candidate is repo else candidate
+        raise KeyError(f"{owner} has no fork of {repo.full_name}: add_fork first")
 
     def add_review(
         self,

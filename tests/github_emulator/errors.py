@@ -19,15 +19,20 @@ class GitHubError(Exception):
         message: str,
         errors: list[dict[str, Any]] | None = None,
         headers: dict[str, str] | None = None,
+        documentation_url: str = DOCS,
     ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
         self.errors = errors
         self.headers = headers or {}
+        self.documentation_url = documentation_url
 
     def body(self) -> dict[str, Any]:
-        body: dict[str, Any] = {"message": self.message, "documentation_url": DOCS}
+        body: dict[str, Any] = {
+            "message": self.message,
+            "documentation_url": self.documentation_url,
+        }
         if self.errors is not None:
             body["errors"] = self.errors
         body["status"] = str(self.status)

@@ -10,6 +10,7 @@ import base64
 from datetime import datetime
 from typing import Any
 
+from tests.github_emulator import branch_protection
 from tests.github_emulator.bare_repos import CommitInfo, TreeEntry
 from tests.github_emulator.state import (
     App,
@@ -19,6 +20,7 @@ from tests.github_emulator.state import (
     Installation,
     Issue,
     Label,
+    PullRequest,
     Reaction,
     Repo,
     Review,
@@ -196,6 +198,7 @@ class Payloads:
             "trees_url": "/git/trees{/sha}",
         }
         open_issues = sum(1 for issue in repo.issues.values() if issue.state == "open")
+        forks = sum(1 for fork in repo.forks if not fork.deleted)
         return {
             "id": repo.id,
             "node_id": node_id("Repository", repo.id),
@@ -206,7 +209,7 @@ class Payloads:
             "visibility": "private" if repo.private else "public",
             "html_url": f"{self.web}/{repo.full_name}",
             "description": None,
-            "fork": False,
+            "fork": repo.parent is not None,
             "url": api,
             **{name: api + suffix for name, suffix in urls.items()},
             "clone_url": self.clone_url(repo),
@@ -217,8 +220,8 @@ class Payloads:
             "homepage": None,
             "language": None,
             "license": None,
-            "forks": 0,
-            "forks_count": 0,
+            "forks": forks,
+            "forks_count": forks,
             "stargazers_count": 0,
             "watchers": 0,
             "watchers_count": 0,
@@ -239,20 +242,25 @@ class Payloads:
             "pushed_at": timestamp(repo.created_at),
             "created_at": timestamp(repo.created_at),
             "updated_at": timestamp(repo.created_at),
-            "allow_forking": False,
+            "allow_forking": bool(repo.forks) or repo.parent is not None,
             "web_commit_signoff_required": False,
         }
 
     def full_repository(self, repo: Repo) -> JSON:
-        return {
+        """The `full-repository` shape; a fork's names its `parent` and the network's `source`."""
+        body = {
             **self.repository(repo),
-            "network_count": 0,
+            "network_count": network_size(repo.source),
             "subscribers_count": 0,
             "allow_merge_commit": True,
             "allow_squash_merge": True,
             "allow_rebase_merge": True,
             "delete_branch_on_merge": False,
         }
+        if repo.parent is not None:
+            body["parent"] = self.repository(repo.parent)
+            body["source"] = self.repository(repo.source)
+        return body
 
     def clone_url(self, repo: Repo) -> str:
         return f"{self.web}/{repo.full_name}.git"
@@ -393,7 +401,7 @@ class Payloads:
             "assignees": [],
             "requested_reviewers": [self.user(user) for user in pull.requested_reviewers],
             "requested_teams": [],
-            "head": self.pull_end(repo, pull.head_ref, head_sha),
+            "head": self.pull_head(repo, issue, head_sha),
             "base": self.pull_end(repo, pull.base_ref, base_sha),
             "_links": {
                 "self": {"href": api},
@@ -426,7 +434,7 @@ class Payloads:
             "review_comments": sum(
                 1 for c in repo.review_comments.values() if c.pull_number == issue.number
             ),
-            "maintainer_can_modify": False,
+            "maintainer_can_modify": pull_of(issue).maintainer_can_modify,
             "commits": 1,
             "additions": 0,
             "deletions": 0,
@@ -441,6 +449,18 @@ class Payloads:
             "user": self.user(repo.owner),
             "repo": self.repository(repo),
         }
+
+    def pull_head(self, repo: Repo, issue: Issue, sha: str) -> JSON:
+        """The head: a branch of the repository or of a fork; once the fork is deleted, its
+        `repo` is null while label, ref, user and sha stay as they were."""
+        pull = pull_of(issue)
+        fork = pull.head_repo
+        if fork is None:
+            return self.pull_end(repo, pull.head_ref, sha)
+        head = self.pull_end(fork, pull.head_ref, sha)
+        if fork.deleted:
+            head["repo"] = None
+        return head
 
     def git_ref(self, repo: Repo, ref: str, sha: str) -> JSON:
         api = f"{self.api}/repos/{repo.full_name}/git"
@@ -460,8 +480,8 @@ class Payloads:
                 "self": f"{api}/branches/{name}",
                 "html": f"{self.web}/{repo.full_name}/tree/{name}",
             },
-            "protected": False,
-            "protection": {"enabled": False},
+            "protected": name in repo.protected_branches,
+            "protection": branch_protection.protection(repo, name),
             "protection_url": f"{api}/branches/{name}/protection",
         }
 
@@ -673,6 +693,17 @@ class Payloads:
             "request": {"headers": delivery.request_headers, "payload": delivery.request_payload},
             "response": {"headers": delivery.response_headers, "payload": delivery.response_body},
         }
+
+
+def pull_of(issue: Issue) -> PullRequest:
+    assert issue.pull is not None, f"#{issue.number} is an issue, not a pull request"
+    return issue.pull
+
+
+def network_size(repo: Repo) -> int:
+    """Forks of `repo` and of its forks, deleted ones left out."""
+    live = [fork for fork in repo.forks if not fork.deleted]
+    return len(live) + sum(network_size(fork) for fork in live)
 
 
 def verification(commit: CommitInfo, verified: bool) -> JSON:

@@ -81,7 +81,7 @@ async def get_repo_installation(request: Request) -> Response:
     app = authenticated_app(request)
     params = request.path_params
     repo = world_of(request).repo(f"{params['owner']}/{params['repo']}")
-    if repo is None or repo.installation.app is not app:
+    if repo is None or repo.installation is None or repo.installation.app is not app:
         raise not_found()
     return respond(payloads_of(request).installation(repo.installation))
 

@@ -11,7 +11,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tests.github_emulator import bare_repos
+from tests.github_emulator import bare_repos, branch_protection, pull_refs, workflow_files
 from tests.github_emulator.auth import require_permission
 from tests.github_emulator.errors import GitHubError, not_found, validation_failed
 from tests.github_emulator.rest_issues import bot_user
@@ -21,8 +21,9 @@ from tests.github_emulator.routing import (
     payloads_of,
     repo_context,
     respond,
+    world_of,
 )
-from tests.github_emulator.state import Repo, now
+from tests.github_emulator.state import Repo, Token, now
 
 MODES = {"100644": "blob", "100755": "blob", "120000": "blob", "040000": "tree", "160000": "commit"}
 WEB_FLOW = {"name": "GitHub", "email": "noreply@github.com"}
@@ -38,14 +39,14 @@ async def in_repo(function: Any, *args: Any) -> Any:
     return await asyncio.to_thread(function, *args)
 
 
-async def writable_repo(request: Request) -> tuple[Repo, dict[str, Any]]:
+async def writable_repo(request: Request) -> tuple[Token, Repo, dict[str, Any]]:
     token, repo = repo_context(request)
     require_permission(token, "contents")
-    return repo, await json_object(request)
+    return token, repo, await json_object(request)
 
 
 async def create_blob(request: Request) -> Response:
-    repo, body = await writable_repo(request)
+    _, repo, body = await writable_repo(request)
     content, encoding = body.get("content"), body.get("encoding", "utf-8")
     if not isinstance(content, str):
         raise validation_failed("Blob", "content", "missing_field")
@@ -61,7 +62,7 @@ async def create_blob(request: Request) -> Response:
 
 
 async def create_tree(request: Request) -> Response:
-    repo, body = await writable_repo(request)
+    _, repo, body = await writable_repo(request)
     entries, base_tree = body.get("tree"), body.get("base_tree")
     if not isinstance(entries, list) or not entries:
         raise validation_failed("Tree", "tree", "missing_field")
@@ -156,7 +157,7 @@ async def get_commit(request: Request) -> Response:
 
 
 async def create_ref(request: Request) -> Response:
-    repo, body = await writable_repo(request)
+    token, repo, body = await writable_repo(request)
     ref, sha = body.get("ref"), body.get("sha")
     if not isinstance(ref, str) or not ref.startswith("refs/") or ref.count("/") < 2:
         raise unprocessable(f"{ref} is not a valid ref name.")
@@ -164,13 +165,15 @@ async def create_ref(request: Request) -> Response:
         raise unprocessable("Object does not exist")
     if await in_repo(bare_repos.resolve, repo.path, ref) is not None:
         raise unprocessable("Reference already exists")
+    await refuse_workflow_changes(token, repo, ref, sha)
     await in_repo(bare_repos.update_ref, repo.path, ref, sha)
+    await in_repo(pull_refs.sync, world_of(request), repo)
     rendered = payloads_of(request).git_ref(repo, ref, sha)
     return respond(rendered, status=201, headers={"Location": rendered["url"]})
 
 
 async def update_ref(request: Request) -> Response:
-    repo, body = await writable_repo(request)
+    token, repo, body = await writable_repo(request)
     ref, sha = "refs/" + request.path_params["ref"], body.get("sha")
     current = await in_repo(bare_repos.resolve, repo.path, ref)
     if current is None:
@@ -180,8 +183,26 @@ async def update_ref(request: Request) -> Response:
     forced = body.get("force") is True
     if not forced and not await in_repo(bare_repos.is_ancestor, repo.path, current, sha):
         raise unprocessable("Update is not a fast forward")
+    broken = await in_repo(branch_protection.violations, repo, ref, current, sha)
+    if broken:
+        # One sentence per broken rule, as GitHub joins them.
+        raise GitHubError(
+            422, " ".join(broken), documentation_url=branch_protection.DOCUMENTATION_URL
+        )
+    await refuse_workflow_changes(token, repo, ref, sha)
     await in_repo(bare_repos.update_ref, repo.path, ref, sha)
+    await in_repo(pull_refs.sync, world_of(request), repo)
     return respond(payloads_of(request).git_ref(repo, ref, sha))
+
+
+async def refuse_workflow_changes(token: Token, repo: Repo, ref: str, sha: str) -> None:
+    """403 with the reason `git push` gives, when an app without the `workflows` permission
+    would point a ref at changed workflow files (commits made through this API included)."""
+    if workflow_files.may_change_workflows(token):
+        return
+    reason = await in_repo(workflow_files.refusal, repo.path, ref, sha, repo.default_branch)
+    if reason is not None:
+        raise GitHubError(403, reason)
 
 
 async def get_content(request: Request) -> Response:

@@ -8,7 +8,7 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tests.github_emulator import bare_repos
+from tests.github_emulator import bare_repos, pull_refs
 from tests.github_emulator.auth import require_permission
 from tests.github_emulator.content_limit import count_creation
 from tests.github_emulator.errors import (
@@ -40,11 +40,7 @@ def pull_of(request: Request, repo: Repo) -> Issue:
 
 async def render(request: Request, repo: Repo, issue: Issue, *, simple: bool = False) -> Any:
     """A pull's JSON with its head and base shas read from the bare repo now."""
-    assert issue.pull is not None
-    heads = await asyncio.to_thread(bare_repos.branches, repo.path)
-    # A deleted branch keeps the last sha GitHub knew; zeros stand in for that here.
-    head_sha = heads.get(issue.pull.head_ref, "0" * 40)
-    base_sha = heads.get(issue.pull.base_ref, "0" * 40)
+    head_sha, base_sha = await asyncio.to_thread(pull_refs.head_and_base, repo, issue)
     payloads = payloads_of(request)
     if simple:
         return payloads.pull_simple(repo, issue, head_sha, base_sha)
@@ -59,6 +55,15 @@ def head_branch(repo: Repo, head: str) -> str | None:
     return branch
 
 
+def from_head(repo: Repo, issue: Issue, head: str) -> bool:
+    """Whether the pull comes from `head`: `owner:branch` (of a fork, maybe), or `branch`."""
+    assert issue.pull is not None
+    owner, _, branch = head.rpartition(":")
+    wanted = (owner or repo.owner.login).lower()
+    head_owner = (issue.pull.head_repo or repo).owner.login.lower()
+    return issue.pull.head_ref == branch and head_owner == wanted
+
+
 async def list_pulls(request: Request) -> Response:
     _, repo = repo_context(request)
     query = request.query_params
@@ -67,8 +72,7 @@ async def list_pulls(request: Request) -> Response:
     if state != "all":
         pulls = [issue for issue in pulls if issue.state == state]
     if "head" in query:
-        branch = head_branch(repo, query["head"])
-        pulls = [issue for issue in pulls if issue.pull and issue.pull.head_ref == branch]
+        pulls = [issue for issue in pulls if from_head(repo, issue, query["head"])]
     if "base" in query:
         pulls = [issue for issue in pulls if issue.pull and issue.pull.base_ref == query["base"]]
     pulls.sort(key=lambda issue: issue.number, reverse=query.get("direction") != "asc")
@@ -110,15 +114,17 @@ async def create_pull(request: Request) -> Response:
             pull=PullRequest(world.new_id(), branch, base, draft=bool(body.get("draft"))),
         )
         repo.issues[issue.number] = issue
+    await asyncio.to_thread(pull_refs.sync, world, repo)
     location = f"{payloads_of(request).api}/repos/{repo.full_name}/pulls/{issue.number}"
     return respond(await render(request, repo, issue), status=201, headers={"Location": location})
 
 
 def any_open_pull(repo: Repo, head: str, base: str) -> bool:
+    """Whether a pull from `head`, a branch of the repository itself, is open into `base`."""
     return any(
         issue.pull.head_ref == head and issue.pull.base_ref == base
         for issue in repo.issues.values()
-        if issue.pull is not None and issue.state == "open"
+        if issue.pull is not None and issue.pull.head_repo is None and issue.state == "open"
     )
 
 

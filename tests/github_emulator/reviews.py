@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.github_emulator import bare_repos, diff_hunks
+from tests.github_emulator import bare_repos, diff_hunks, pull_refs
 from tests.github_emulator.state import Issue, Repo, Review, ReviewComment, User, World
 
 REVIEW_STATES = ("COMMENTED", "APPROVED", "CHANGES_REQUESTED", "DISMISSED", "PENDING")
@@ -19,17 +19,10 @@ def pull_issue(repo: Repo, number: int) -> Issue:
     return issue
 
 
-def head_and_base(repo: Repo, issue: Issue) -> tuple[str, str]:
-    assert issue.pull is not None
-    heads = bare_repos.branches(repo.path)
-    zero = "0" * 40
-    return heads.get(issue.pull.head_ref, zero), heads.get(issue.pull.base_ref, zero)
-
-
 def add_review(world: World, repo: Repo, number: int, user: User, body: str, state: str) -> Review:
     if state not in REVIEW_STATES:
         raise ValueError(f"state must be one of {REVIEW_STATES}")
-    head, _ = head_and_base(repo, pull_issue(repo, number))
+    head, _ = pull_refs.head_and_base(repo, pull_issue(repo, number))
     review = Review(world.new_id(), number, user, body, state, head)
     with world.lock:
         repo.reviews[review.id] = review
@@ -47,7 +40,7 @@ def add_line_comment(
     side: str = "RIGHT",
 ) -> ReviewComment:
     """A new thread on `line` of `path` in the pull's diff (422 when the diff lacks it)."""
-    head, base = head_and_base(repo, pull_issue(repo, review.pull_number))
+    head, base = pull_refs.head_and_base(repo, pull_issue(repo, review.pull_number))
     found = diff_hunks.locate(bare_repos.diff(repo.path, base, head, path), line, side)
     if found is None:
         raise LineNotInDiff(

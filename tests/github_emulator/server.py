@@ -68,6 +68,13 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         status = 500
+        body = bytearray()
+
+        async def remember_body() -> Message:
+            message = await receive()
+            if message["type"] == "http.request":
+                body.extend(message.get("body", b""))
+            return message
 
         async def remember_status(message: Message) -> None:
             nonlocal status
@@ -76,7 +83,7 @@ class RequestLog:
             await send(message)
 
         try:
-            await self.app(scope, receive, remember_status)
+            await self.app(scope, remember_body, remember_status)
         finally:
             headers = dict(scope["headers"])
             record = RequestRecord(
@@ -85,6 +92,12 @@ class RequestLog:
                 query=scope["query_string"].decode(),
                 status=status,
                 auth=auth_kind(headers.get(b"authorization", b"").decode()),
+                body=bytes(body),
+                headers=tuple(
+                    (name.decode("latin-1"), value.decode("latin-1"))
+                    for name, value in scope["headers"]
+                    if name.lower() != b"authorization"
+                ),
             )
             with self.world.lock:
                 self.world.requests.append(record)

@@ -104,6 +104,10 @@ class PullRequest:
     base_ref: str
     draft: bool
     requested_reviewers: list[User] = field(default_factory=list)
+    head_repo: Repo | None = field(default=None, repr=False, compare=False)
+    """The fork holding `head_ref`; None when it is the pull's own repository."""
+    maintainer_can_modify: bool = False
+    """Whether the fork's owner allows edits from maintainers (fork pulls only)."""
 
 
 @dataclass
@@ -186,7 +190,8 @@ class Repo:
     owner: User
     name: str
     path: Path
-    installation: Installation
+    installation: Installation | None
+    """None: the app is not installed on this repository (someone's fork, say)."""
     default_branch: str
     private: bool = True
     roles: dict[str, str] = field(default_factory=dict)
@@ -200,11 +205,21 @@ class Repo:
     check_runs: dict[int, CheckRun] = field(default_factory=dict)
     verified_commits: set[str] = field(default_factory=set)
     """Commits an app made through the git database API, which GitHub signs and verifies."""
+    protected_branches: set[str] = field(default_factory=set)
+    parent: Repo | None = field(default=None, repr=False, compare=False)
+    """The repository this one was forked from."""
+    forks: list[Repo] = field(default_factory=list, repr=False, compare=False)
+    deleted: bool = False
     created_at: datetime = field(default_factory=now)
 
     @property
     def full_name(self) -> str:
         return f"{self.owner.login}/{self.name}"
+
+    @property
+    def source(self) -> Repo:
+        """The root of the fork network: the repository every fork in it descends from."""
+        return self if self.parent is None else self.parent.source
 
     def role_of(self, login: str) -> str:
         if login == self.owner.login:
@@ -222,6 +237,10 @@ class RequestRecord:
     status: int
     auth: str
     """'app', 'installation', 'basic' or 'none'."""
+    body: bytes = b""
+    """The request body as received (still gzipped where git sent it so)."""
+    headers: tuple[tuple[str, str], ...] = ()
+    """Every header but Authorization, for tests that look for leaks."""
 
 
 @dataclass

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from tests.fixtures import webhook_examples
-from tests.github_emulator import bare_repos
+from tests.github_emulator import pull_refs
 from tests.github_emulator.payloads import JSON, Payloads, node_id
 from tests.github_emulator.state import Repo, World
 
@@ -49,6 +49,8 @@ def build(
     found = world.repo(repo)
     if found is None:
         raise KeyError(f"no repository {repo}")
+    if found.installation is None:
+        raise KeyError(f"the app is not installed on {repo}: GitHub sends it nothing from there")
     payload = example(event, action)
     replacements: JSON = {
         "repository": payloads.full_repository(found),
@@ -91,9 +93,7 @@ def _label(repo: Repo, name: str) -> Any:
 def _pull(payloads: Payloads, repo: Repo, number: int) -> JSON:
     issue = repo.issues[number]
     assert issue.pull is not None, f"#{number} is an issue, not a pull request"
-    heads = bare_repos.branches(repo.path)
-    zero = "0" * 40
-    head, base = heads.get(issue.pull.head_ref, zero), heads.get(issue.pull.base_ref, zero)
+    head, base = pull_refs.head_and_base(repo, issue)
     return payloads.pull(repo, issue, head, base)
 
 

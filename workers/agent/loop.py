@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 from pydantic import BaseModel, Field
 
+from bot.redaction import redact
 from sandbox.protocol import Sandbox
 from workers.agent import exits
 from workers.agent.condense import condense
@@ -193,7 +194,10 @@ class Agent:
         started, observations = time.monotonic(), []
         try:
             for call in calls:
-                observations.append(await self.toolbox.execute(call))
+                observation = await self.toolbox.execute(call)
+                # Defence in depth: the sandbox holds no secret, but if one ever showed up in
+                # a tool's output, the model and the trajectory would not see it.
+                observations.append(replace(observation, text=redact(observation.text)))
                 self.record.observations.append(observations[-1].text)
         except exits.AgentExit:
             raise

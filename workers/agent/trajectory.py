@@ -8,6 +8,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bot.redaction import redact_value
 from workers.agent.model import Usage
 
 
@@ -37,7 +38,7 @@ class Trajectory:
     def write(self, kind: str, **fields: Any) -> None:
         if self.path is None:
             return
-        line = {"type": kind, "time": time.time(), **fields}
+        line = {"type": kind, "time": time.time(), **redact_value(fields)}
         with self.path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
 

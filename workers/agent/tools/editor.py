@@ -64,12 +64,20 @@ async def read_text(ctx: ToolContext, path: str) -> str:
         return (await ctx.sandbox.read_file(path)).decode()
     except UnicodeDecodeError as exc:
         raise ToolError(f"{path} is not UTF-8 text; use `bash` to inspect it.") from exc
+    except OSError as exc:
+        # A file the sandbox cannot read (permissions, a vanished path) is the model's to
+        # know about, not a broken sandbox.
+        raise ToolError(f"{path} cannot be read: {exc}") from exc
 
 
 async def write_text(ctx: ToolContext, path: str, text: str, previous: bytes | None) -> None:
-    ctx.edit_history.setdefault(path, []).append(previous)
     await ctx.sandbox.run(f"mkdir -p {shlex.quote(posixpath.dirname(path))}", timeout=30)
-    await ctx.sandbox.write_file(path, text.encode())
+    try:
+        await ctx.sandbox.write_file(path, text.encode())
+    except OSError as exc:
+        # Outside the workspace the root filesystem is read-only: say so, and go on.
+        raise ToolError(f"{path} cannot be written: {exc}") from exc
+    ctx.edit_history.setdefault(path, []).append(previous)
 
 
 def snippet(text: str, first_changed: int, changed_lines: int) -> str:
