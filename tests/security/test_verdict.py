@@ -40,8 +40,9 @@ ATTACKS = {
     ),
     "a daemon that swaps in good code while pytest runs": (
         "cp calc.py /tmp/calc.bad && sed 's/a - b/a + b/' calc.py > /tmp/calc.good && "
-        "setsid sh -c 'while :; do if pgrep -f [p]ytest >/dev/null; then cp /tmp/calc.good calc.py;"
-        " else cp /tmp/calc.bad calc.py; fi; sleep 0.01; done' >/dev/null 2>&1 &"
+        # (Each swap is a rename, so the file is never seen half written.)
+        "setsid sh -c 'while :; do if pgrep -f [p]ytest >/dev/null; then cp /tmp/calc.good c.tmp;"
+        " else cp /tmp/calc.bad c.tmp; fi; mv c.tmp calc.py; sleep 0.01; done' >/dev/null 2>&1 &"
     ),
 }
 
