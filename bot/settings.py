@@ -17,10 +17,61 @@ class SettingsError(Exception):
     """A setting is missing or invalid; the message names the variable."""
 
 
-class Settings(BaseSettings):
-    """Everything the app reads from its environment. Names are the environment variables."""
+MODEL_PROFILES = ("qwen3-coder", "qwen3-coder-next", "qwen3.6", "generic")
+"""The names of workers/agent/profiles.py's profiles (bot/ may not import it; a test keeps
+the two the same)."""
+
+
+class ModelSettings(BaseSettings):
+    """The model server and the agent's limits: what the worker, `solve` and `eval` all read."""
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
+
+    model_base_url: str = Field(
+        "http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint serving Qwen3-Coder."
+    )
+    model_name: str = Field("Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8")
+    model_api_key: SecretStr = Field(SecretStr("EMPTY"), description="Bearer token, if any.")
+    model_timeout: Annotated[float, Field(gt=0)] = 600.0
+    model_profile: str | None = Field(
+        None,
+        description="The model family's profile (qwen3-coder, qwen3-coder-next, qwen3.6, "
+        "generic); unset, it is chosen from MODEL_NAME.",
+    )
+    model_max_tokens: Annotated[int, Field(gt=0)] | None = Field(
+        None, description="Most tokens of one reply; unset, the profile's output budget."
+    )
+
+    agent_max_steps: Annotated[int, Field(gt=0)] = 100
+    agent_max_tokens: Annotated[int, Field(gt=0)] = Field(
+        5_000_000,
+        description="Tokens one run may spend: uncached prompt tokens plus completion tokens.",
+    )
+    agent_wall_time: Annotated[float, Field(gt=0)] = 3600.0
+    agent_context_window: Annotated[int, Field(gt=0)] | None = Field(
+        None,
+        description="A cap on the context window in tokens; unset, the window the model server "
+        "says it serves (vLLM's max_model_len).",
+    )
+    test_timeout: Annotated[float, Field(gt=0)] = 900.0
+
+    @field_validator("model_profile", mode="after")
+    @classmethod
+    def _known_profile(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if value.strip().lower() not in MODEL_PROFILES:
+            raise ValueError(f"must be one of {', '.join(MODEL_PROFILES)}")
+        return value.strip().lower()
+
+    @field_validator("model_max_tokens", "agent_context_window", mode="before")
+    @classmethod
+    def _empty_is_none(cls, value: object) -> object:
+        return None if value == "" else value
+
+
+class Settings(ModelSettings):
+    """Everything the app reads from its environment. Names are the environment variables."""
 
     app_id: int = Field(description="The GitHub App's id (APP_ID).")
     private_key: SecretStr | None = Field(
@@ -35,13 +86,6 @@ class Settings(BaseSettings):
     redis_url: str | None = Field(
         None, description="arq's Redis; unset → `qwen-fix up` starts a local redis-server."
     )
-    model_base_url: str = Field(
-        "http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint serving Qwen3-Coder."
-    )
-    model_name: str = Field("Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8")
-    model_api_key: SecretStr = Field(SecretStr("EMPTY"), description="Bearer token, if any.")
-    model_timeout: Annotated[float, Field(gt=0)] = 600.0
-
     trigger_label: str = Field("qwen-fix", description="Label that starts a job on an issue.")
     command_name: str = Field(
         "qwen-fix", description="Name of `/NAME …` and `@NAME …` commands in comments."
@@ -79,11 +123,42 @@ class Settings(BaseSettings):
         description="Seconds between a worker's liveness beats; the other workers remove its "
         "sandboxes four beats after it stops.",
     )
+    worker_held_jobs: Annotated[int, Field(ge=0)] = Field(
+        32,
+        description="Jobs a worker takes from the queue beyond its --max-jobs runs, to wait there "
+        "for a model slot: only jobs that workers have taken are served in the fair order, the "
+        "rest wait in the queue first in, first out.",
+    )
 
-    agent_max_steps: Annotated[int, Field(gt=0)] = 100
-    agent_max_tokens: Annotated[int, Field(gt=0)] = 5_000_000
-    agent_wall_time: Annotated[float, Field(gt=0)] = 3600.0
-    test_timeout: Annotated[float, Field(gt=0)] = 900.0
+    model_max_runs: Annotated[int, Field(ge=1)] = Field(
+        8,
+        description="Agent runs the model server serves at once, counted across all workers; "
+        "more jobs wait for a free model slot.",
+    )
+    model_max_runs_per_installation: Annotated[int, Field(ge=1)] = Field(
+        4,
+        description="Agent runs of one GitHub App installation (organisation or account) at "
+        "once, so one busy installation cannot starve the others.",
+    )
+    model_queue_timeout: Annotated[float, Field(gt=0)] = Field(
+        3600.0,
+        description="Seconds a job may wait for a model slot; then it fails, saying so.",
+    )
+    model_metrics_url: str | None = Field(
+        None,
+        description="The model server's Prometheus metrics, read to admit no new run while it is "
+        "saturated; unset → MODEL_BASE_URL without /v1, plus /metrics; empty turns the check off.",
+    )
+    model_saturation_waiting: Annotated[float, Field(ge=0)] = Field(
+        2.0,
+        description="The server counts as saturated while more requests than this wait in its "
+        "queue (vllm:num_requests_waiting, sglang:num_queue_reqs).",
+    )
+    model_saturation_kv_cache: Annotated[float, Field(gt=0, le=1)] = Field(
+        0.95,
+        description="The server counts as saturated while more of its KV cache than this "
+        "fraction is in use (vllm:kv_cache_usage_perc, sglang:token_usage).",
+    )
 
     @field_validator("metrics_port", mode="before")
     @classmethod

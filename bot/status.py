@@ -20,6 +20,8 @@ def status_reply(
         lines.append(f"- started {_ago(now - float(status['started']))} ago")
     if status.get("steps") is not None:
         lines.append(f"- {status['steps']} agent steps, {int(status.get('tokens', 0)):,} tokens")
+    if status.get("held"):
+        lines.append(f"- {status['held']}")
     if status.get("tracking_url"):
         lines.append(f"- progress: {status['tracking_url']}")
     if status.get("pr_url"):

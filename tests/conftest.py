@@ -12,7 +12,7 @@ from pathlib import Path
 import docker
 import pytest
 
-from tests.model_server import ScriptedModelServer, Turn
+from tests.model_server import ScriptedModelServer, ServerConfig, Turn
 
 
 def free_port() -> int:
@@ -87,8 +87,10 @@ def scripted_server() -> Iterator[Callable[..., ScriptedModelServer]]:
     """Start scripted model servers for a test; all are stopped after it."""
     started: list[ScriptedModelServer] = []
 
-    def start(script: list[Turn], mode: str = "native") -> ScriptedModelServer:
-        server = ScriptedModelServer(script, mode=mode)  # type: ignore[arg-type]
+    def start(
+        script: list[Turn], mode: str | None = None, config: ServerConfig | None = None
+    ) -> ScriptedModelServer:
+        server = ScriptedModelServer(script, mode=mode, config=config)  # type: ignore[arg-type]
         started.append(server.start())
         return server
 

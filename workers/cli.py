@@ -66,6 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     _solve_parser(sub)
     _eval_parser(sub)
     _app_parser(sub)
+    doctor = sub.add_parser(
+        "doctor", help="check the model server, the Docker engine, the sandbox image and Redis"
+    )
+    doctor.add_argument("--model-url", help="OpenAI-compatible /v1 root (env MODEL_BASE_URL)")
+    doctor.add_argument("--model", help="served model name (env MODEL_NAME)")
+    doctor.set_defaults(run=_doctor)
     return parser
 
 
@@ -132,7 +138,9 @@ def _model_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model-url", help="OpenAI-compatible /v1 root (env MODEL_BASE_URL)")
     parser.add_argument("--model", help="served model name (env MODEL_NAME)")
     parser.add_argument("--image", help="sandbox image (env SANDBOX_IMAGE; default: build it)")
-    parser.add_argument("--max-steps", type=int, default=100, help="model calls (default 100)")
+    parser.add_argument(
+        "--max-steps", type=int, default=None, help="model calls (default: AGENT_MAX_STEPS, 100)"
+    )
 
 
 def _solve_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
@@ -183,6 +191,43 @@ def _eval(args: argparse.Namespace) -> int:
         raise CliError(str(exc)) from None
 
 
+def _doctor(args: argparse.Namespace) -> int:
+    from pydantic import ValidationError
+
+    from bot.settings import describe_errors
+    from workers.doctor import DoctorSettings, run_doctor
+
+    try:
+        settings = DoctorSettings()
+    except ValidationError as exc:
+        raise SettingsError(describe_errors(exc)) from None
+    status = asyncio.run(
+        run_doctor(settings, sys.stdout, base_url=args.model_url, model=args.model)
+    )
+    return 1 if status == "fail" else 0
+
+
+def _warn_about_the_model(settings: Settings) -> None:
+    """`up`'s start: the model checks of `qwen-fix doctor`, what is not ok printed as warnings."""
+    import io
+
+    from workers.doctor import DoctorSettings, run_doctor
+
+    report = io.StringIO()
+    try:
+        doctor = DoctorSettings.model_validate(settings.model_dump())
+        status = asyncio.run(
+            asyncio.wait_for(run_doctor(doctor, report, infrastructure=False), timeout=90)
+        )
+    except Exception as exc:
+        print(f"qwen-fix: warning: the model checks did not finish ({exc})", file=sys.stderr)
+        return
+    if status != "ok":
+        lines = [line for line in report.getvalue().splitlines() if not line.startswith("ok")]
+        print("qwen-fix: warning: the model server is not quite right:", file=sys.stderr)
+        print("\n".join(f"  {line}" for line in lines), file=sys.stderr)
+
+
 def _web(args: argparse.Namespace) -> int:
     import uvicorn
 
@@ -227,6 +272,7 @@ def _up(args: argparse.Namespace) -> int:
         f"/webhooks/github (Ctrl-C stops)",
         file=sys.stderr,
     )
+    _warn_about_the_model(settings)
     try:
         while all(child.poll() is None for child in children):
             time.sleep(0.5)

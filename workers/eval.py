@@ -39,6 +39,7 @@ from workers.agent.loop import AgentConfig, AgentResult, run_agent
 from workers.agent.model import ModelClient
 from workers.agent.prompts import read_guidance
 from workers.git import GitError, git
+from workers.run_settings import agent_config
 from workers.solve import detect_tests, load_local_settings, resolve_image, task_of
 
 DEFAULT_TEST_CMD = "python3 -m pytest -rA"
@@ -344,7 +345,7 @@ async def eval_from_args(args: argparse.Namespace, stdout: TextIO) -> int:
         image = await resolve_image(client, args.image or settings.sandbox_image)
         config = EvalConfig(
             model_name_or_path=model_config.model,
-            agent=AgentConfig(max_steps=args.max_steps, test_timeout=settings.test_timeout),
+            agent=agent_config(settings, max_steps=args.max_steps),
             sandbox=settings.sandbox(image),
             out_dir=args.out_dir,
             workers=max(args.workers, 1),

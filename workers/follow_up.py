@@ -97,7 +97,8 @@ async def _follow_up_job(deps: Deps, job: FollowUpJob) -> Outcome:
     if not requests:
         log.info("follow_up.nothing_asked")
         return Outcome("nothing-asked")
-    limit = job_time_limit(deps.config.agent, deps.config.test_timeout)
+    settings = deps.config
+    limit = job_time_limit(settings.agent, settings.test_timeout, settings.queue_timeout)
     async with deps.registry.lock(job.work_key(), timeout=limit):
         found = await prepare(
             deps.github,

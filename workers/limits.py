@@ -32,6 +32,7 @@ def effective_agent_config(operator: AgentConfig, limits: Limits) -> AgentConfig
     return operator.model_copy(update=changes)
 
 
-def job_time_limit(agent: AgentConfig, test_timeout: float) -> float:
-    """Seconds one job may take in all: setup, the agent, the verifying test run, publishing."""
-    return SETUP_TIMEOUT + agent.wall_time + test_timeout + PUBLISH_MARGIN
+def job_time_limit(agent: AgentConfig, test_timeout: float, queue_wait: float = 0.0) -> float:
+    """Seconds one job may take in all: the wait for a model slot, setup, the agent, the
+    verifying test run, publishing."""
+    return queue_wait + SETUP_TIMEOUT + agent.wall_time + test_timeout + PUBLISH_MARGIN

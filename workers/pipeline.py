@@ -32,6 +32,7 @@ from workers.change_guard import left_out_markdown
 from workers.git import MirrorCache, checkout
 from workers.limits import SETUP_TIMEOUT, effective_agent_config
 from workers.metrics import WorkerMetrics
+from workers.model_slot import QueueTimedOut, hold_model_slot, release_model_slot
 from workers.pr_body import (
     PlanItem,
     PullRequestContent,
@@ -74,6 +75,8 @@ class PipelineConfig:
     agent: AgentConfig
     sandbox: SandboxConfig
     test_timeout: float
+    queue_timeout: float = 0.0
+    """Seconds a job may wait for a model slot (MODEL_QUEUE_TIMEOUT)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -231,6 +234,10 @@ async def run_agent_stage(
     sandbox_config = deps.config.sandbox
     if config.image:
         sandbox_config = sandbox_config.model_copy(update={"image": config.image})
+    try:
+        await hold_model_slot(tracking)
+    except QueueTimedOut as exc:
+        raise JobFailed(str(exc)) from None
     await tracking.update(state="working", headline=tracking.progress.headline)
     starting = time.monotonic()
     sandbox, slot = await _start_sandbox(deps, job_id, found, sandbox_config)
@@ -251,6 +258,7 @@ async def run_agent_stage(
             observer=tracking,
             trajectory=deps.config.data_dir / "trajectories" / f"{safe_name(job_id)}.jsonl",
         )
+        await release_model_slot()
         log.info("job.agent_done", exit_status=result.exit_status, steps=result.steps)
         deps.metrics.agent_finished(result)
         await sandbox.stop_processes()

@@ -17,10 +17,9 @@ from pathlib import Path
 from typing import Annotated, Literal, TextIO
 
 import docker
-from pydantic import Field, SecretStr, ValidationError
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, ValidationError
 
-from bot.settings import SettingsError, describe_errors
+from bot.settings import ModelSettings, SettingsError, describe_errors
 from sandbox.config import SandboxConfig
 from sandbox.docker import DockerSandbox
 from sandbox.image import ensure_image
@@ -32,33 +31,23 @@ from workers.agent.prompts import read_guidance
 from workers.agent.task import Task
 from workers.git import git
 from workers.progress import ProgressDisplay
+from workers.run_settings import agent_config, model_config
 from workers.test_command import detect_test_command
 
 SNAPSHOT_MESSAGE = "qwen-fix: the user's uncommitted changes"
 
 
-class LocalSettings(BaseSettings):
-    """What a local run reads from its environment: the model and the sandbox, no GitHub."""
+class LocalSettings(ModelSettings):
+    """What a local run reads from its environment: the model, the agent's limits and the
+    sandbox, no GitHub."""
 
-    model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
-
-    model_base_url: str = "http://127.0.0.1:8000/v1"
-    model_name: str = "Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8"
-    model_api_key: SecretStr = SecretStr("EMPTY")
-    model_timeout: Annotated[float, Field(gt=0)] = 600.0
     sandbox_image: str | None = None
     """None: build or reuse the image of the current recipe (`sandbox.image.ensure_image`)."""
     sandbox_memory: str = "4g"
     sandbox_cpus: Annotated[float, Field(gt=0)] = 2.0
-    test_timeout: Annotated[float, Field(gt=0)] = 900.0
 
     def model(self, base_url: str | None = None, name: str | None = None) -> ModelConfig:
-        return ModelConfig(
-            base_url=base_url or self.model_base_url,
-            model=name or self.model_name,
-            api_key=self.model_api_key,
-            timeout=self.model_timeout,
-        )
+        return model_config(self, base_url=base_url, name=name)
 
     def sandbox(self, image: str) -> SandboxConfig:
         return SandboxConfig(image=image, memory=self.sandbox_memory, cpus=self.sandbox_cpus)
@@ -280,7 +269,7 @@ async def solve_from_args(args: argparse.Namespace, stdout: TextIO, stderr: Text
         repo=args.path.resolve(),
         issue=issue,
         model=settings.model(args.model_url, args.model),
-        agent=AgentConfig(max_steps=args.max_steps, test_timeout=settings.test_timeout),
+        agent=agent_config(settings, max_steps=args.max_steps),
         image=args.image or settings.sandbox_image,
         test_command=args.test,
         mode="plan" if args.plan_only else "fix",

@@ -44,6 +44,16 @@ ICONS = {
 MARKS = {"pending": "[ ]", "in_progress": "[ ]", "done": "[x]"}
 
 
+@dataclass(frozen=True, slots=True)
+class Held:
+    """A job waiting for a model slot before its agent starts (workers/admission.py)."""
+
+    ahead: int
+    """Waiting jobs the fair order admits before this one."""
+    busy: bool = False
+    """The model server reports itself saturated, so nobody is admitted until it has room."""
+
+
 @dataclass
 class Progress:
     """What the tracking comment shows; the pure renderer below turns it into Markdown."""
@@ -56,10 +66,13 @@ class Progress:
     tokens: int = 0
     detail: str = ""
     """Closing text: the pull request, the plan, the answer or the reason and how to retry."""
+    held: Held | None = None
 
 
 def render_tracking(progress: Progress, now: float) -> str:
     lines = [MARKER, f"{ICONS[progress.state]} **{progress.headline}**", ""]
+    if progress.held is not None and progress.state == "queued":
+        lines += [held_line(progress.held), ""]
     if progress.plan:
         lines += [_plan_line(item) for item in progress.plan] + [""]
     lines.append(
@@ -69,6 +82,14 @@ def render_tracking(progress: Progress, now: float) -> str:
     if progress.detail:
         lines += ["", progress.detail]
     return clamp("\n".join(lines))
+
+
+def held_line(held: Held) -> str:
+    place = f"{held.ahead} ahead" if held.ahead else "next in line"
+    line = f"Waiting for a free model slot, {place}."
+    if held.busy:
+        line += " The model server is busy, so no new run starts until it has room."
+    return line
 
 
 def _plan_line(item: TodoItem) -> str:
@@ -198,6 +219,7 @@ class TrackingComment:
                 "steps": p.steps,
                 "tokens": p.tokens,
                 "tracking_url": self.url,
+                "held": held_line(p.held) if p.held is not None and p.state == "queued" else None,
             },
         )
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import socket
+import time
 import uuid
 from collections.abc import Coroutine
 from typing import Any
@@ -12,6 +13,7 @@ import docker
 import structlog
 from arq.connections import RedisSettings
 from arq.worker import Worker, func
+from redis.asyncio import Redis
 
 from bot.control import WorkRegistry
 from bot.github import GitHubApp
@@ -22,14 +24,17 @@ from sandbox.config import SandboxConfig
 from sandbox.docker import RUN_DIR_PREFIX
 from sandbox.pool import SLOT_PREFIX, SandboxPool
 from sandbox.reaper import reap_directories, reap_orphans
-from workers.agent.loop import AgentConfig
-from workers.agent.model import ModelClient, ModelConfig
+from workers.admission import Admission, AdmissionLimits
+from workers.agent.model import ModelClient
 from workers.follow_up import follow_up
 from workers.git import MirrorCache
 from workers.limits import job_time_limit
-from workers.liveness import beat, beat_and_reap
+from workers.liveness import BEATS_TO_LIVE, beat, beat_and_reap
 from workers.metrics import MetricsExporter, WorkerMetrics
+from workers.model_slot import ModelSlots
 from workers.pipeline import Deps, Outcome, PipelineConfig, solve_issue
+from workers.run_settings import agent_config, model_config
+from workers.saturation import SaturationProbe, SaturationThresholds, metrics_url
 
 log = structlog.get_logger("qwen_fix.worker")
 
@@ -39,12 +44,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         data_dir=settings.data_dir,
         command_name=settings.command_name,
         model_name=settings.model_name,
-        agent=AgentConfig(
-            max_steps=settings.agent_max_steps,
-            max_tokens=settings.agent_max_tokens,
-            wall_time=settings.agent_wall_time,
-            test_timeout=settings.test_timeout,
-        ),
+        agent=agent_config(settings),
         sandbox=SandboxConfig(
             image=settings.sandbox_image,
             memory=settings.sandbox_memory,
@@ -54,15 +54,7 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
             scratch_dir=settings.data_dir / "sandboxes",
         ),
         test_timeout=settings.test_timeout,
-    )
-
-
-def model_config(settings: Settings) -> ModelConfig:
-    return ModelConfig(
-        base_url=settings.model_base_url,
-        model=settings.model_name,
-        api_key=settings.model_api_key,
-        timeout=settings.model_timeout,
+        queue_timeout=settings.model_queue_timeout,
     )
 
 
@@ -104,13 +96,42 @@ async def _run(
         job_id=ctx.get("job_id"), repo=job.repository, **bound
     ):
         log.info("job.started", triggered_by=job.triggered_by)
+        slots: ModelSlots = ctx["model_slots"]
         with deps.metrics.job(kind) as seen:
-            outcome = await work
+            async with slots.job(job.job_id(), job.installation_id, _enqueued(ctx)):
+                outcome = await work
             seen.outcome = outcome.state
         return _as_result(outcome)
 
 
+def _enqueued(ctx: dict[str, Any]) -> float:
+    """When arq queued the job (kept across its retries): its age in the fair order."""
+    enqueued = ctx.get("enqueue_time")
+    return enqueued.timestamp() if enqueued is not None else time.time()
+
+
+def model_slots(settings: Settings, redis: Redis, worker_id: str, places: int) -> ModelSlots:
+    """Admission to the model server for this worker's jobs (workers/admission.py)."""
+    limits = AdmissionLimits(
+        max_runs=settings.model_max_runs,
+        max_runs_per_installation=settings.model_max_runs_per_installation,
+        lease_ttl=settings.worker_heartbeat * BEATS_TO_LIVE,
+    )
+    admission = Admission(redis, limits)
+    url = metrics_url(settings.model_base_url, settings.model_metrics_url)
+    thresholds = SaturationThresholds(
+        waiting=settings.model_saturation_waiting, kv_cache=settings.model_saturation_kv_cache
+    )
+    probe = SaturationProbe(admission, url, thresholds) if url else None
+    return ModelSlots(
+        admission, probe, worker_id=worker_id, places=places,
+        queue_timeout=settings.model_queue_timeout,
+    )  # fmt: skip
+
+
 def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
+    """A worker running `max_jobs` jobs past admission at once; it takes WORKER_HELD_JOBS more
+    from arq to wait for a model slot, so the fair order sees them (workers/admission.py)."""
     worker_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
     redis_settings = RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1")
     metrics = WorkerMetrics()
@@ -139,6 +160,7 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
                 root=settings.data_dir / "pool", labels={label.WORKER: worker_id},
             )  # fmt: skip
             pool.refill()
+        ctx["model_slots"] = model_slots(settings, ctx["redis"], worker_id, max_jobs)
         ctx["deps"] = Deps(
             github=GitHubApp(settings.app_id, settings.private_key_pem(), settings.github_api_url),
             docker=client,
@@ -164,6 +186,9 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
         exporter: MetricsExporter | None = ctx.get("metrics_exporter")
         if exporter is not None:
             await asyncio.to_thread(exporter.close)
+        slots: ModelSlots | None = ctx.get("model_slots")
+        if slots is not None and slots.probe is not None:
+            await slots.probe.close()
         deps: Deps | None = ctx.get("deps")
         if deps is not None:
             if deps.pool is not None:
@@ -172,7 +197,8 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
             deps.docker.close()
 
     config = pipeline_config(settings)
-    timeout = job_time_limit(config.agent, config.test_timeout)
+    # A job may wait for its model slot before its run's own time starts.
+    timeout = job_time_limit(config.agent, config.test_timeout, config.queue_timeout)
     return Worker(
         functions=[
             func(run_solve_issue, name=SOLVE_ISSUE, timeout=timeout, max_tries=2),
@@ -181,7 +207,7 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
         redis_settings=redis_settings,
         on_startup=startup,
         on_shutdown=shutdown,
-        max_jobs=max_jobs,
+        max_jobs=max_jobs + settings.worker_held_jobs,
         keep_result=24 * 3600,
         allow_abort_jobs=True,
         poll_delay=0.5,

@@ -15,5 +15,6 @@ exec python3 -m sglang.launch_server \
   --context-length "$CONTEXT_LENGTH" \
   --mem-fraction-static "${MEM_FRACTION_STATIC:-0.85}" \
   --tool-call-parser qwen3_coder \
+  --enable-cache-report \
   --enable-metrics \
   "$@"

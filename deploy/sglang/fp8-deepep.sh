@@ -19,5 +19,6 @@ exec python3 -m sglang.launch_server \
   --tp "$GPUS" --ep "$GPUS" \
   --moe-a2a-backend deepep \
   --tool-call-parser qwen3_coder \
+  --enable-cache-report \
   --enable-metrics \
   "$@"

@@ -2,7 +2,8 @@
 # Qwen3-Coder-480B-A35B-Instruct-FP8 with SGLang on ONE node of 8 GPUs: tensor parallel 8
 # with the experts split over 2 expert-parallel groups.
 #
-# Prefix caching (RadixAttention) is on by default. --enable-metrics serves Prometheus
+# Prefix caching (RadixAttention) is on by default; --enable-cache-report returns
+# usage.prompt_tokens_details.cached_tokens. --enable-metrics serves Prometheus
 # metrics on /metrics (sglang:num_queue_reqs, sglang:token_usage, ...).
 #
 # Point qwen-fix at it: MODEL_BASE_URL=http://HOST:30000/v1 MODEL_NAME=$MODEL.
@@ -18,5 +19,6 @@ exec python3 -m sglang.launch_server \
   --context-length "$CONTEXT_LENGTH" \
   --tp 8 --ep 2 \
   --tool-call-parser qwen3_coder \
+  --enable-cache-report \
   --enable-metrics \
   "$@"

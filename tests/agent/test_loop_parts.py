@@ -55,7 +55,8 @@ def test_condense_elides_old_long_observations_only() -> None:
     removed = condense(messages, keep_recent=2)
     tools = [m for m in messages if m["role"] == "tool"]
     # The last two observations are the short user turn and the fourth tool result.
-    assert removed == 3 * 1001
+    note = len("[older tool output elided to fit the context window (1001 characters)]")
+    assert removed == 3 * (1001 - note)
     assert all("elided" in m["content"] for m in tools[:3])
     assert tools[3]["content"].endswith("3")
     assert messages[0]["content"] == long and messages[1]["content"] == long

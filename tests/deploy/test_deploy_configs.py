@@ -1,4 +1,4 @@
-"""deploy/ agrees with the code: CLI commands, settings, launch flags, paths, COPY sources."""
+"""deploy/ agrees with the code: CLI commands, settings, launch flags, profiles, paths, COPY."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ import pytest
 import yaml
 
 from bot.settings import Settings
+from workers.agent.profiles import ModelProfile, profile_for
 from workers.cli import _parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -47,8 +48,36 @@ EXPECTED_YAML = {
     "kubernetes/docker-host/kustomization.yaml",
     "kubernetes/docker-host/worker-docker-host.yaml",
 }
-VLLM_SCRIPTS = ("fp8-one-node.sh", "30b-one-gpu.sh")
-SGLANG_SCRIPTS = ("fp8-tp8-ep2.sh", "fp8-deepep.sh", "30b-one-gpu.sh")
+VLLM_SCRIPTS = (
+    "fp8-one-node.sh",
+    "30b-one-gpu.sh",
+    "coder-next-one-gpu.sh",
+    "qwen3.6-reasoning.sh",
+)
+SGLANG_SCRIPTS = (
+    "fp8-tp8-ep2.sh",
+    "fp8-deepep.sh",
+    "30b-one-gpu.sh",
+    "coder-next-one-gpu.sh",
+    "qwen3.6-reasoning.sh",
+)
+LAUNCHES = (
+    *(f"vllm/{name}" for name in (*VLLM_SCRIPTS, "bf16-two-nodes.sh")),
+    *(f"sglang/{name}" for name in SGLANG_SCRIPTS),
+    "kubernetes/vllm-lws.yaml",
+)
+"""Every way deploy/ starts a model server, as paths under deploy/."""
+SERVERS = ("vllm", "sglang")
+YARN_SWITCHES = {
+    "vllm": ("--hf-overrides", "VLLM_ALLOW_LONG_MAX_MODEL_LEN", "MAX_MODEL_LEN"),
+    "sglang": (
+        "--json-model-override-args",
+        "SGLANG_ALLOW_OVERWRITE_LONGER_CONTEXT_LEN",
+        "CONTEXT_LENGTH",
+    ),
+}
+"""Per server: the flag carrying the rope override, the variable allowing a longer window, the
+script's window variable."""
 
 
 # --- helpers -------------------------------------------------------------------------------------
@@ -131,12 +160,13 @@ def flag(argv: list[str], name: str) -> str:
 
 
 def stub_server(tmp_path: Path) -> dict[str, str]:
-    """`vllm` and `python3` on PATH replaced by a program that records its arguments."""
+    """`vllm` and `python3` on PATH replaced by a program that records its arguments and env."""
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     record = (
         f"#!{sys.executable}\nimport json, os, sys\n"
         "with open(os.environ['ARGV_OUT'], 'w') as out:\n    json.dump(sys.argv[1:], out)\n"
+        "with open(os.environ['ENV_OUT'], 'w') as out:\n    json.dump(dict(os.environ), out)\n"
     )
     for name in ("vllm", "python3"):
         program = bin_dir / name
@@ -145,6 +175,7 @@ def stub_server(tmp_path: Path) -> dict[str, str]:
     return {
         "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}",
         "ARGV_OUT": str(tmp_path / "argv.json"),
+        "ENV_OUT": str(tmp_path / "env.json"),
     }
 
 
@@ -154,6 +185,61 @@ def launched(tmp_path: Path, command: list[str], **env: str) -> list[str]:
     subprocess.run(command, env=full_env, check=True, timeout=30, capture_output=True)
     argv: list[str] = json.loads((tmp_path / "argv.json").read_text())
     return argv
+
+
+def launch_env(tmp_path: Path) -> dict[str, str]:
+    """The environment the last `launched` server started with."""
+    env: dict[str, str] = json.loads((tmp_path / "env.json").read_text())
+    return env
+
+
+def lws_command(template: str) -> list[str]:
+    """The LWS container's command as its shell receives it."""
+    lws = k8s_object("LeaderWorkerSet", "vllm-qwen3-coder")["spec"]["leaderWorkerTemplate"]
+    [container] = lws[template]["spec"]["containers"]
+    # Kubernetes turns `$$` into `$` before the container starts; the shell does the rest.
+    return [part.replace("$$", "$") for part in container["command"]]
+
+
+def default_launch(tmp_path: Path, launch: str) -> list[str]:
+    """The server argv of one of LAUNCHES started with its defaults (the leader, for two nodes)."""
+    if launch == "kubernetes/vllm-lws.yaml":
+        lws_env = {"LWS_GROUP_SIZE": "2", "LWS_WORKER_INDEX": "0", "LWS_LEADER_ADDRESS": "lead"}
+        return launched(tmp_path, lws_command("leaderTemplate"), **lws_env)
+    if launch == "vllm/bf16-two-nodes.sh":
+        return launched(
+            tmp_path, ["bash", str(DEPLOY / launch), "leader"], LEADER_ADDRESS="10.0.0.1"
+        )
+    return launched(tmp_path, ["bash", str(DEPLOY / launch)])
+
+
+def is_vllm(argv: list[str]) -> bool:
+    return argv[0] == "serve"
+
+
+def served_model(argv: list[str]) -> str:
+    return argv[1] if is_vllm(argv) else flag(argv, "--model-path")
+
+
+def served_window(argv: list[str]) -> int:
+    return int(flag(argv, "--max-model-len" if is_vllm(argv) else "--context-length"))
+
+
+def server_flags(profile: ModelProfile, argv: list[str]) -> str:
+    """The flags the profile says this server needs."""
+    return profile.vllm_flags if is_vllm(argv) else profile.sglang_flags
+
+
+def assert_has_flags(argv: list[str], flags: str) -> None:
+    """Every `--flag` of `flags` is in `argv`, with the same value when it takes one."""
+    words = shlex.split(flags)
+    for name, following in zip(words, [*words[1:], None], strict=True):
+        if not name.startswith("--"):
+            continue
+        if following is None or following.startswith("--"):
+            assert name in argv, f"{name} missing from {argv}"
+        else:
+            assert flag(argv, name) == following
 
 
 def assert_vllm_qwen3_coder(argv: list[str]) -> None:
@@ -166,6 +252,7 @@ def assert_vllm_qwen3_coder(argv: list[str]) -> None:
 def assert_sglang_qwen3_coder(argv: list[str]) -> None:
     assert argv[:2] == ["-m", "sglang.launch_server"]
     assert flag(argv, "--tool-call-parser") == "qwen3_coder"
+    assert "--enable-cache-report" in argv
     assert "--enable-metrics" in argv
 
 
@@ -290,6 +377,16 @@ def test_compose_vllm_runs_a_launch_script_with_the_qwen3_coder_parser(tmp_path:
     assert "env_file" not in vllm, "the model server must not receive the GitHub credentials"
 
 
+@pytest.mark.parametrize("script", VLLM_SCRIPTS)
+def test_compose_vllm_launch_picks_any_single_node_script(tmp_path: Path, script: str) -> None:
+    vllm = compose({**filled_env(), "VLLM_LAUNCH": script})["services"]["vllm"]
+    shell, path = vllm["entrypoint"]
+    argv = launched(
+        tmp_path, [shell, str(DEPLOY / "vllm" / Path(path).relative_to("/deploy/vllm"))]
+    )
+    assert_vllm_qwen3_coder(argv)
+
+
 # --- launch scripts ------------------------------------------------------------------------------
 
 
@@ -348,6 +445,116 @@ def test_sglang_expert_parallel_layouts(tmp_path: Path) -> None:
     deepep = launched(tmp_path, ["bash", str(DEPLOY / "sglang" / "fp8-deepep.sh")])
     assert flag(deepep, "--moe-a2a-backend") == "deepep"
     assert flag(deepep, "--ep") == flag(deepep, "--tp") == "8"
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_coder_next_on_one_gpu(tmp_path: Path, server: str) -> None:
+    script = str(DEPLOY / server / "coder-next-one-gpu.sh")
+    argv = launched(tmp_path, ["bash", script])
+    assert served_model(argv) == "Qwen/Qwen3-Coder-Next-FP8"
+    assert profile_for(served_model(argv)).name == "qwen3-coder-next"
+    assert served_window(argv) == 131_072
+    assert "--reasoning-parser" not in argv
+    tensor_parallel = "--tensor-parallel-size" if server == "vllm" else "--tp"
+    assert flag(argv, tensor_parallel) == "1"
+    assert flag(launched(tmp_path, ["bash", script], GPUS="2"), tensor_parallel) == "2"
+    # vLLM keeps prefix caching opt-in for hybrid models; SGLang's radix cache is on by default.
+    assert ("--enable-prefix-caching" in argv) == (server == "vllm")
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_qwen36_reasoning_preserves_thinking(tmp_path: Path, server: str) -> None:
+    script = str(DEPLOY / server / "qwen3.6-reasoning.sh")
+    argv = launched(tmp_path, ["bash", script])
+    assert served_model(argv) == "Qwen/Qwen3.6-35B-A3B-FP8"
+    assert profile_for(served_model(argv)).name == "qwen3.6"
+    assert served_window(argv) == 262_144
+    assert flag(argv, "--reasoning-parser") == "qwen3"
+    assert json.loads(flag(argv, "--default-chat-template-kwargs")) == {"preserve_thinking": True}
+    assert ("--language-model-only" in argv) == ("--enable-prefix-caching" in argv) == is_vllm(argv)
+    # For servers that predate the flag: qwen-fix sends the kwarg with every request anyway.
+    without = launched(tmp_path, ["bash", script], CHAT_TEMPLATE_KWARGS="")
+    assert "--default-chat-template-kwargs" not in without
+    assert flag(without, "--reasoning-parser") == "qwen3"
+
+
+@pytest.mark.parametrize("server", SERVERS)
+def test_qwen36_yarn_is_opt_in(tmp_path: Path, server: str) -> None:
+    override, allow_long, window = YARN_SWITCHES[server]
+    script = str(DEPLOY / server / "qwen3.6-reasoning.sh")
+    assert override not in launched(tmp_path, ["bash", script])
+    assert allow_long not in launch_env(tmp_path)
+
+    argv = launched(tmp_path, ["bash", script], YARN="1")
+    rope = json.loads(flag(argv, override))["text_config"]["rope_parameters"]
+    assert (rope["rope_type"], rope["factor"], rope["original_max_position_embeddings"]) == (
+        "yarn",
+        4.0,
+        262_144,
+    )
+    # The override replaces the model's whole rope block, so it must repeat the model's own keys.
+    assert {"rope_theta", "partial_rotary_factor", "mrope_section", "mrope_interleaved"} <= set(
+        rope
+    )
+    assert served_window(argv) == 1_010_000 <= rope["factor"] * 262_144
+    assert launch_env(tmp_path)[allow_long] == "1"
+    shorter = launched(tmp_path, ["bash", script], YARN="1", **{window: "524288"})
+    assert served_window(shorter) == 524_288
+
+    env = {**stub_server(tmp_path), "YARN": "yes"}
+    refused = subprocess.run(["bash", script], env=env, capture_output=True, text=True)
+    assert refused.returncode != 0 and "YARN" in refused.stderr
+
+
+def test_qwen36_yarn_override_is_the_same_for_both_servers(tmp_path: Path) -> None:
+    vllm = launched(tmp_path, ["bash", str(DEPLOY / "vllm" / "qwen3.6-reasoning.sh")], YARN="1")
+    sglang = launched(tmp_path, ["bash", str(DEPLOY / "sglang" / "qwen3.6-reasoning.sh")], YARN="1")
+    assert json.loads(flag(vllm, "--hf-overrides")) == json.loads(
+        flag(sglang, "--json-model-override-args")
+    )
+
+
+@pytest.mark.parametrize("launch", LAUNCHES)
+def test_launch_has_the_server_flags_of_the_profile_qwen_fix_picks(
+    tmp_path: Path, launch: str
+) -> None:
+    """Scripts and workers/agent/profiles.py cannot drift apart."""
+    argv = default_launch(tmp_path, launch)
+    profile = profile_for(served_model(argv))
+    assert profile.name != "generic", f"{launch} serves a model qwen-fix has no profile for"
+    assert_has_flags(argv, server_flags(profile, argv))
+    assert ("--reasoning-parser" in argv) == profile.reasoning
+    if profile.template_kwargs:
+        kwargs = json.loads(flag(argv, "--default-chat-template-kwargs"))
+        assert kwargs == dict(profile.template_kwargs)
+
+
+def readme_layouts() -> dict[str, dict[str, str]]:
+    """deploy/README.md's table of GPU layouts: the launch (first path in the row) -> its cells."""
+    section = (DEPLOY / "README.md").read_text().split("## GPU layouts\n", 1)[1]
+    lines = [line for line in section.split("\n## ", 1)[0].splitlines() if line.startswith("|")]
+    header, _, *rows = [[cell.strip() for cell in line.strip("|").split("|")] for line in lines]
+    table = {}
+    for cells in rows:
+        match = re.match(r"`([^`]+)`", cells[0])
+        assert match, cells
+        table[match.group(1)] = dict(zip(header, cells, strict=True))
+    return table
+
+
+def test_readme_layout_table_lists_every_launch() -> None:
+    assert set(readme_layouts()) == set(LAUNCHES)
+
+
+@pytest.mark.parametrize("launch", LAUNCHES)
+def test_readme_layout_row_says_what_the_launch_serves(tmp_path: Path, launch: str) -> None:
+    row = readme_layouts()[launch]
+    argv = default_launch(tmp_path, launch)
+    model = served_model(argv)
+    assert row["MODEL_NAME"] == f"`{model}`"
+    assert row["profile"] == f"`{profile_for(model).name}`"
+    window = re.match(r"[\d,]+", row["window"])
+    assert window and int(window.group().replace(",", "")) == served_window(argv)
 
 
 def test_every_launch_script_is_tested() -> None:
@@ -474,10 +681,8 @@ def test_lws_launches_bf16_data_parallel_over_the_group(
     assert lws["size"] == 2
     [container] = lws[template]["spec"]["containers"]
     assert container["resources"]["limits"]["nvidia.com/gpu"] == "8"
-    # Kubernetes turns `$$` into `$` before the container starts; the shell does the rest.
-    command = [part.replace("$$", "$") for part in container["command"]]
     lws_env = {"LWS_GROUP_SIZE": "2", "LWS_WORKER_INDEX": index, "LWS_LEADER_ADDRESS": "lead"}
-    argv = launched(tmp_path, command, **lws_env)
+    argv = launched(tmp_path, lws_command(template), **lws_env)
     assert_vllm_qwen3_coder(argv)
     assert argv[1] == "Qwen/Qwen3-Coder-480B-A35B-Instruct"
     assert "--enable-expert-parallel" in argv

@@ -1,6 +1,37 @@
-"""A scripted OpenAI-compatible model server answering as vLLM does with the qwen3_coder parser."""
+"""A scripted OpenAI-compatible model server that answers as vLLM or SGLang with qwen3_coder."""
 
+from tests.model_server.config import (
+    ANYOF_DOUBLE_ENCODED,
+    CALLS_IN_CONTENT,
+    COMPAT,
+    MALFORMED_PARAMETER,
+    SCHEMALESS_VALUES,
+    SGLANG,
+    VLLM,
+    ServerConfig,
+)
+from tests.model_server.metrics import ServerMetrics
 from tests.model_server.script import Fail, Reply, Turn
-from tests.model_server.server import ScriptedModelServer
+from tests.model_server.server import RefusedRequest, ScriptedModelServer
+from tests.model_server.template import prompt_text
+from tests.model_server.tokens import count_tokens, tokenize
 
-__all__ = ["Fail", "Reply", "ScriptedModelServer", "Turn"]
+__all__ = [
+    "ANYOF_DOUBLE_ENCODED",
+    "CALLS_IN_CONTENT",
+    "COMPAT",
+    "MALFORMED_PARAMETER",
+    "SCHEMALESS_VALUES",
+    "SGLANG",
+    "VLLM",
+    "Fail",
+    "RefusedRequest",
+    "Reply",
+    "ScriptedModelServer",
+    "ServerConfig",
+    "ServerMetrics",
+    "Turn",
+    "count_tokens",
+    "prompt_text",
+    "tokenize",
+]

@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from tests.model_server.config import QUIRKS
+
 
 @dataclass(frozen=True)
 class Reply:
@@ -15,6 +17,25 @@ class Reply:
     """Seconds to wait before answering (longer than the client's timeout forces a timeout)."""
     expect_in_last_message: str | None = None
     """A string the request's last message must contain (e.g. a tool result); else HTTP 500."""
+    reasoning: str | None = None
+    """Thinking generated before `text`: in the server's reasoning field with the reasoning
+    parser on, inline as `<think>...</think>` at the start of `content` with it off."""
+    expect_reasoning_back: bool = False
+    """Answer 500 (and record a failure) unless every reasoning this server sent earlier comes
+    back in a field it reads (or inline in `content`)."""
+    quirk: str | tuple[str, ...] | None = None
+    """Garbling modes for this turn only (see tests.model_server.config), on top of the server's."""
+
+    def __post_init__(self) -> None:
+        unknown = self.quirks - QUIRKS
+        if unknown:
+            raise ValueError(f"unknown quirks {sorted(unknown)}; known: {sorted(QUIRKS)}")
+
+    @property
+    def quirks(self) -> frozenset[str]:
+        if self.quirk is None:
+            return frozenset()
+        return frozenset((self.quirk,) if isinstance(self.quirk, str) else self.quirk)
 
 
 @dataclass(frozen=True)

@@ -1,38 +1,53 @@
-"""ScriptedModelServer: an OpenAI-compatible HTTP server on loopback that replays a script."""
+"""ScriptedModelServer: an OpenAI-compatible HTTP server on loopback that replays a script.
+
+It answers as the server its `ServerConfig` describes (vLLM or SGLang, with their limits, error
+texts, parsers, prefix cache, reasoning fields and routes). Requests the real server would
+refuse before generating (context too long, unknown model, ...) get the real error, are kept in
+`refused` and consume no script turn.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import json
 import socket
 import threading
 import time
-import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from typing import Any, Literal
 
 import uvicorn
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
-from tests.model_server.script import Fail, Reply, Turn, as_turn, message_text, unmet_expectation
-from tests.model_server.vllm_qwen3coder import extract_tool_calls
+from tests.model_server import dialects
+from tests.model_server.admission import Admission, Refusal, admit
+from tests.model_server.config import COMPAT, MODEL_NAME, ServerConfig
+from tests.model_server.generation import Generation, generate
+from tests.model_server.metrics import ServerMetrics, exposition
+from tests.model_server.prefix_cache import PrefixCache
+from tests.model_server.reasoning import missing_reasoning, thinking_enabled, where_sent_back
+from tests.model_server.script import Fail, Reply, Turn, as_turn, unmet_expectation
+from tests.model_server.template import prompt_text
+from tests.model_server.tokens import CHARS_PER_TOKEN, count_tokens, tokenize
 
-CHARS_PER_TOKEN = 4
-MODEL_NAME = "Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8"
+__all__ = [
+    "CHARS_PER_TOKEN",
+    "MODEL_NAME",
+    "RefusedRequest",
+    "ScriptedModelServer",
+    "approximate_tokens",
+    "common_prefix_length",
+    "free_port",
+    "prompt_text",
+]
+
+# CHARS_PER_TOKEN, approximate_tokens and common_prefix_length stay for callers that estimate by
+# characters (benchmarks/prefix_reuse.py); the server counts with tests.model_server.tokens.
 
 
 def approximate_tokens(text: str) -> int:
     return (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN
-
-
-def prompt_text(request: dict[str, Any]) -> str:
-    """A stand-in for the rendered chat template: tools then every message, in order."""
-    parts = [json.dumps(request.get("tools") or [], sort_keys=True)]
-    for message in request.get("messages") or []:
-        parts.append(f"<|im_start|>{message.get('role')}\n{message_text(message)}")
-        if message.get("tool_calls"):
-            parts.append(json.dumps(message["tool_calls"], sort_keys=True))
-    return "\n".join(parts)
 
 
 def common_prefix_length(a: str, b: str) -> int:
@@ -50,15 +65,48 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-class ScriptedModelServer:
-    """Replays `script` turn by turn; "native" mode parses tool calls as vLLM's qwen3_coder."""
+@dataclass(frozen=True)
+class RefusedRequest:
+    """A request answered with an error before generation; it consumed no script turn."""
 
-    def __init__(self, script: list[Turn], mode: Literal["native", "raw"] = "native") -> None:
+    request: dict[str, Any]
+    status: int
+    message: str
+    kind: str
+
+
+class ScriptedModelServer:
+    """Replays `script` turn by turn as the server `config` describes (default: `COMPAT`).
+
+    `mode` is the old switch, kept as an alias: "native" turns the tool parser on, "raw" off.
+    """
+
+    def __init__(
+        self,
+        script: Sequence[Turn],
+        mode: Literal["native", "raw"] | None = None,
+        *,
+        config: ServerConfig | None = None,
+    ) -> None:
+        config = config or COMPAT
+        if mode is not None:
+            if mode not in ("native", "raw"):
+                raise ValueError(f"mode must be 'native' or 'raw', not {mode!r}")
+            config = replace(config, tool_parser=mode == "native")
+        self.config = config
         self.script = [as_turn(turn) for turn in script]
-        self.mode = mode
         self.requests: list[dict[str, Any]] = []
+        """Every chat-completion request received, refused ones included."""
+        self.refused: list[RefusedRequest] = []
         self.failures: list[str] = []
-        self._previous_prompt = ""
+        self.reasoning_back: list[list[str | None]] = []
+        """Per request: where each assistant message carried its reasoning ("reasoning",
+        "reasoning_content", "both", "inline" or None)."""
+        self.metrics = ServerMetrics()
+        self.turns_used = 0
+        self._emitted_reasoning: list[tuple[int, str]] = []
+        self._cache = PrefixCache(config.kv_block_size)
+        self._created = int(time.time())
         self._lock = threading.Lock()
         self.port = free_port()
         self._server = uvicorn.Server(
@@ -67,12 +115,24 @@ class ScriptedModelServer:
         self._thread: threading.Thread | None = None
 
     @property
+    def mode(self) -> Literal["native", "raw"]:
+        return "native" if self.config.tool_parser else "raw"
+
+    @property
+    def root_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
     def base_url(self) -> str:
-        return f"http://127.0.0.1:{self.port}/v1"
+        return f"{self.root_url}/v1"
 
     @property
     def remaining(self) -> int:
-        return len(self.script) - len(self.requests)
+        return len(self.script) - self.turns_used
+
+    def prompt_tokens(self, request: dict[str, Any]) -> int:
+        """How many prompt tokens this server counts for a request body."""
+        return count_tokens(prompt_text(request, self.config), self.config.tokenizer)
 
     def start(self) -> ScriptedModelServer:
         self._thread = threading.Thread(target=self._server.run, daemon=True)
@@ -99,18 +159,50 @@ class ScriptedModelServer:
         app = FastAPI()
         app.get("/v1/models")(self._models)
         app.post("/v1/chat/completions")(self._chat_completions)
+        app.get("/health")(self._health)
+        app.get("/metrics")(self._metrics)
+        if self.config.dialect == "sglang":
+            app.get("/health_generate")(self._health)
+            for route in ("/get_model_info", "/model_info"):
+                app.get(route)(self._model_info)
+            for route in ("/get_server_info", "/server_info"):
+                app.get(route)(self._server_info)
+        else:
+            app.get("/version")(self._version)
         return app
 
     async def _models(self) -> dict[str, Any]:
-        model = {"id": MODEL_NAME, "object": "model", "created": int(time.time())}
-        model |= {"owned_by": "vllm", "root": MODEL_NAME, "parent": None, "max_model_len": 262144}
-        return {"object": "list", "data": [model]}
+        return dialects.model_list(self.config, self._created)
 
-    async def _chat_completions(self, request: Request) -> JSONResponse:
+    async def _health(self) -> Response:
+        return Response(status_code=200)
+
+    async def _version(self) -> dict[str, Any]:
+        return {"version": self.config.version}
+
+    async def _model_info(self) -> dict[str, Any]:
+        return dialects.sglang_model_info(self.config)
+
+    async def _server_info(self) -> dict[str, Any]:
+        return dialects.sglang_server_info(self.config)
+
+    async def _metrics(self) -> Response:
+        body = exposition(self.metrics, self.config)
+        return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+    async def _chat_completions(self, request: Request) -> Response:
         body = await request.json()
         with self._lock:
-            index = len(self.requests)
             self.requests.append(body)
+            messages = body.get("messages") or []
+            assistants = [m for m in messages if m.get("role") == "assistant"]
+            self.reasoning_back.append([where_sent_back(m) for m in assistants])
+        admission = admit(body, self.config)
+        if isinstance(admission, Refusal):
+            return self._refuse(body, admission)
+        with self._lock:
+            index = self.turns_used
+            self.turns_used += 1
         if index >= len(self.script):
             exhausted = f"scripted model server: script exhausted at request {index + 1}"
             return self._error(500, exhausted)
@@ -119,54 +211,66 @@ class ScriptedModelServer:
             await asyncio.sleep(turn.delay)
         if isinstance(turn, Fail):
             return self._error(turn.status, turn.message)
-        problem = unmet_expectation(turn, body)
+        problem = self._unmet(turn, body)
         if problem is not None:
             self.failures.append(f"turn {index + 1}: {problem}")
             return self._error(500, f"scripted model server: turn {index + 1}: {problem}")
-        return JSONResponse(self.completion(turn, body))
+        return JSONResponse(self._respond(index + 1, turn, body, admission))
 
-    def _error(self, status: int, message: str) -> JSONResponse:
-        error = {"object": "error", "message": message, "type": "BadRequestError", "param": None}
-        return JSONResponse(error | {"code": status}, status_code=status)
+    def _unmet(self, turn: Reply, body: dict[str, Any]) -> str | None:
+        problem = unmet_expectation(turn, body)
+        if problem is None and turn.expect_reasoning_back:
+            problem = missing_reasoning(self._emitted_reasoning, body, self.config)
+        return problem
+
+    def _refuse(self, body: dict[str, Any], refusal: Refusal) -> JSONResponse:
+        with self._lock:
+            self.refused.append(RefusedRequest(body, refusal.status, refusal.message, refusal.kind))
+        return self._error(refusal.status, refusal.message, refusal.error_type, refusal.param)
+
+    def _error(
+        self, status: int, message: str, error_type: str | None = None, param: str | None = None
+    ) -> JSONResponse:
+        body = dialects.error_body(self.config, status, message, error_type, param)
+        return JSONResponse(body, status_code=status)
 
     def completion(self, turn: Reply, request: dict[str, Any]) -> dict[str, Any]:
-        """The response body vLLM would send for this generated text."""
-        message, finish_reason = self._message(turn.text, request)
-        choice = {"index": 0, "message": message, "logprobs": None}
-        choice |= {"finish_reason": finish_reason, "stop_reason": None}
-        return {
-            "id": f"chatcmpl-{uuid.uuid4().hex}",
-            "object": "chat.completion",
-            "created": int(time.time()),
-            "model": request.get("model") or MODEL_NAME,
-            "choices": [choice],
-            "usage": self._usage(turn.text, request),
-            "prompt_logprobs": None,
-            "kv_transfer_params": None,
-        }
+        """The response body this server would send for `turn`, without HTTP or a script."""
+        admission = admit(request, self.config)
+        if isinstance(admission, Refusal):
+            raise ValueError(f"the server refuses this request: {admission.message}")
+        return self._respond(self.turns_used + 1, turn, request, admission)
 
-    def _message(self, text: str, request: dict[str, Any]) -> tuple[dict[str, Any], str]:
-        message: dict[str, Any] = {"role": "assistant", "reasoning_content": None}
-        tools = request.get("tools")
-        parse = self.mode == "native" and tools and request.get("tool_choice") != "none"
-        if not parse:
-            return message | {"content": text, "tool_calls": []}, "stop"
-        extracted = extract_tool_calls(text, request.get("tools"))
-        if not extracted.tools_called:
-            return message | {"content": extracted.content, "tool_calls": []}, "stop"
-        message |= {"content": extracted.content, "tool_calls": extracted.tool_calls}
-        return message, "tool_calls"
-
-    def _usage(self, text: str, request: dict[str, Any]) -> dict[str, Any]:
-        prompt = prompt_text(request)
+    def _respond(
+        self, number: int, turn: Reply, request: dict[str, Any], admission: Admission
+    ) -> dict[str, Any]:
+        generation = generate(turn, request, self.config, admission.limit)
+        prompt = admission.prompt_tokens
         with self._lock:
-            cached = common_prefix_length(prompt, self._previous_prompt) // CHARS_PER_TOKEN
-            self._previous_prompt = prompt
-        prompt_tokens = approximate_tokens(prompt)
-        completion_tokens = approximate_tokens(text)
-        return {
-            "prompt_tokens": prompt_tokens,
-            "total_tokens": prompt_tokens + completion_tokens,
-            "completion_tokens": completion_tokens,
-            "prompt_tokens_details": {"cached_tokens": cached},
-        }
+            cached = self._cache.cached_tokens(prompt) if self.config.prefix_caching else 0
+            self._cache.add(prompt + self._generated_tokens(generation, self.config))
+            self._count(len(prompt), cached, generation)
+            emitted = self._emitted(turn, request, generation)
+            if emitted:
+                self._emitted_reasoning.append((number, emitted))
+        usage = dialects.usage(self.config, len(prompt), cached, generation)
+        return dialects.completion(self.config, generation, usage, request)
+
+    @staticmethod
+    def _generated_tokens(generation: Generation, config: ServerConfig) -> list[str]:
+        tokens = tokenize(generation.output, config.tokenizer)
+        return tokens if generation.finish_reason == "length" else [*tokens, "<|im_end|>"]
+
+    def _count(self, prompt: int, cached: int, generation: Generation) -> None:
+        self.metrics.prompt_tokens += prompt
+        self.metrics.generation_tokens += generation.completion_tokens
+        self.metrics.prefix_cache_queries += prompt
+        self.metrics.prefix_cache_hits += cached
+
+    def _emitted(self, turn: Reply, request: dict[str, Any], generation: Generation) -> str:
+        """The reasoning the client received (in a field, or inline), to be sent back later."""
+        if self.config.reasoning_parser:
+            return (generation.reasoning or "").strip()
+        if turn.reasoning and thinking_enabled(request) and turn.reasoning in generation.output:
+            return turn.reasoning.strip()
+        return ""

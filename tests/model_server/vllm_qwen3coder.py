@@ -1,8 +1,11 @@
 """A faithful port of vLLM's `Qwen3CoderToolParser.extract_tool_calls` (non-streaming).
 
 Source: vllm-project/vllm,
-vllm/entrypoints/openai/tool_parsers/qwen3coder_tool_parser.py (Apache-2.0).
-Quirks are reproduced, not fixed: the scripted server must fail where vLLM fails.
+vllm/entrypoints/openai/tool_parsers/qwen3coder_tool_parser.py (Apache-2.0), as of 2025-2026
+before PR #36032. Quirks are reproduced, not fixed: the scripted server must fail where vLLM
+fails. `anyof_as_object=True` adds PR #36032 (merged 2026-03-05): a parameter whose schema has
+`anyOf` and no `type` is parsed as an object instead of kept as a string. `convert` replaces the
+value conversion (the scripted server uses it for SGLang's old schema-blind `_safe_val`).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ import ast
 import json
 import re
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -48,14 +52,23 @@ def arguments_config(function_name: str, tools: list[dict[str, Any]] | None) -> 
     return {}
 
 
-def convert_param_value(value: str, name: str, config: dict[str, Any]) -> Any:
+Convert = Callable[[str, str, dict[str, Any]], Any]
+
+
+def convert_param_value(
+    value: str, name: str, config: dict[str, Any], *, anyof_as_object: bool = False
+) -> Any:
     if value.lower() == "null":
         return None
     if name not in config:
         return value
     spec = config[name]
-    typed = isinstance(spec, dict) and "type" in spec
-    kind = str(spec["type"]).strip().lower() if typed else "string"
+    if isinstance(spec, dict) and "type" in spec:
+        kind = str(spec["type"]).strip().lower()
+    elif anyof_as_object and isinstance(spec, dict) and "anyOf" in spec:
+        kind = "object"
+    else:
+        kind = "string"
     if kind in ("string", "str", "text", "varchar", "char", "enum"):
         return value
     if kind.startswith(("int", "uint", "long", "short", "unsigned")):
@@ -82,7 +95,16 @@ def convert_param_value(value: str, name: str, config: dict[str, Any]) -> Any:
         return value
 
 
-def parse_function_call(text: str, tools: list[dict[str, Any]] | None) -> dict[str, Any]:
+def schema_converter(*, anyof_as_object: bool) -> Convert:
+    def convert(value: str, name: str, config: dict[str, Any]) -> Any:
+        return convert_param_value(value, name, config, anyof_as_object=anyof_as_object)
+
+    return convert
+
+
+def parse_function_call(
+    text: str, tools: list[dict[str, Any]] | None, convert: Convert = convert_param_value
+) -> dict[str, Any]:
     # str.index raises ValueError on a missing ">", which vLLM turns into "no tool calls".
     end = text.index(">")
     name = text[:end]
@@ -95,7 +117,7 @@ def parse_function_call(text: str, tools: list[dict[str, Any]] | None) -> dict[s
             value = value[1:]
         if value.endswith("\n"):
             value = value[:-1]
-        arguments[match[:split]] = convert_param_value(value, match[:split], config)
+        arguments[match[:split]] = convert(value, match[:split], config)
     return {
         "id": f"chatcmpl-tool-{uuid.uuid4().hex}",
         "type": "function",
@@ -113,15 +135,22 @@ def function_call_texts(output: str) -> list[str]:
     return found
 
 
-def extract_tool_calls(output: str, tools: list[dict[str, Any]] | None) -> ExtractedToolCalls:
+def extract_tool_calls(
+    output: str,
+    tools: list[dict[str, Any]] | None,
+    *,
+    anyof_as_object: bool = False,
+    convert: Convert | None = None,
+) -> ExtractedToolCalls:
     """Mirror of `Qwen3CoderToolParser.extract_tool_calls`."""
+    converter = convert or schema_converter(anyof_as_object=anyof_as_object)
     if FUNCTION_PREFIX not in output:
         return ExtractedToolCalls(tools_called=False, content=output)
     try:
         texts = function_call_texts(output)
         if not texts:
             return ExtractedToolCalls(tools_called=False, content=output)
-        calls = [parse_function_call(text, tools) for text in texts]
+        calls = [parse_function_call(text, tools, converter) for text in texts]
         start = output.find(TOOL_CALL_START)
         start = start if start >= 0 else output.find(FUNCTION_PREFIX)
         content = output[:start]

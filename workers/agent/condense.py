@@ -22,12 +22,14 @@ def is_observation(message: dict[str, Any]) -> bool:
 
 
 def condense(messages: list[dict[str, Any]], keep_recent: int) -> int:
-    """Elide long observations except the last `keep_recent`; returns the characters removed."""
+    """Elide long observations except the last `keep_recent`; returns how many characters
+    shorter the conversation got."""
     observations = [i for i, message in enumerate(messages) if is_observation(message)]
     removed = 0
     for index in observations[: max(len(observations) - keep_recent, 0)]:
         content = str(messages[index].get("content") or "")
         if len(content) >= MIN_CHARS:
-            messages[index] = messages[index] | {"content": ELIDED.format(chars=len(content))}
-            removed += len(content)
+            note = ELIDED.format(chars=len(content))
+            messages[index] = messages[index] | {"content": note}
+            removed += len(content) - len(note)
     return removed

@@ -12,6 +12,7 @@ ExitStatus = Literal[
     "time_limit",
     "stuck",
     "model_error",
+    "context_exhausted",
     "format_error",
     "sandbox_error",
 ]
@@ -55,6 +56,12 @@ class Stuck(AgentExit):
 
 class ModelFailed(AgentExit):
     status = "model_error"
+
+
+class ContextExhausted(AgentExit):
+    """The conversation cannot be made to fit the server's window any more."""
+
+    status = "context_exhausted"
 
 
 class TooManyFormatErrors(AgentExit):

@@ -15,7 +15,15 @@ from bot.redaction import redact
 from sandbox.protocol import Sandbox
 from workers.agent import exits
 from workers.agent.condense import condense
-from workers.agent.model import ModelClient, ModelError, ModelReply, Usage
+from workers.agent.context_budget import FIRST_GUESS_CHARS_PER_TOKEN, ContextBudget
+from workers.agent.model import (
+    REASONING_FIELDS,
+    ContextTooLong,
+    ModelClient,
+    ModelError,
+    ModelReply,
+    Usage,
+)
 from workers.agent.observer import AgentObserver
 from workers.agent.prompts import system_prompt, task_message
 from workers.agent.stuck import StepOutcome, StuckDetector
@@ -24,14 +32,20 @@ from workers.agent.toolcall import FormatError, ToolCall, tool_calls_of
 from workers.agent.tools import Observation, TestRun, TodoItem, Toolbox, ToolContext
 from workers.agent.trajectory import StepRecord, Trajectory
 
-CHARS_PER_TOKEN = 4
 NUDGE = (
     "You appear to be stuck: {why}. Step back: re-read the issue and your plan, and try a "
     "different approach. If the task is done, call `submit`."
 )
 CONDENSE_TARGET = 0.6
 """After condensing, the context should be at most this share of the threshold."""
-CUT_OFF = "Your reply was cut off at the output token limit. Make smaller steps."
+CUT_OFF = (
+    "Your reply was cut off at the output token limit, so none of it was run. Make smaller "
+    "steps: write big files in parts (create a short file, then `insert` the rest)."
+)
+OBSERVATION_SHARE = 6
+MIN_OBSERVATION = 2_000
+HARD_CONDENSE = 0.5
+"""After the server refused a prompt as too long, condense to this share of the room."""
 
 
 class AgentConfig(BaseModel):
@@ -40,7 +54,8 @@ class AgentConfig(BaseModel):
     max_steps: int = Field(100, gt=0)
     """Model calls allowed before the run stops with step_limit."""
     max_tokens: int = Field(5_000_000, gt=0)
-    """Prompt plus completion tokens allowed over the whole run."""
+    """Tokens the run may spend: uncached prompt tokens plus completion tokens (cached prompt
+    tokens are reported and priced apart)."""
     wall_time: float = Field(3600.0, gt=0)
     """Seconds the whole run may take."""
     max_cost: float | None = None
@@ -55,10 +70,12 @@ class AgentConfig(BaseModel):
     """Consecutive malformed replies tolerated before the run stops with format_error."""
     stuck_repeats: int = Field(3, ge=2)
     """Identical steps in a row that count as a loop (the first loop gets a nudge)."""
-    context_window: int = Field(262_144, gt=0)
-    """The model's context length in tokens."""
+    context_window: int | None = Field(None, gt=0)
+    """AGENT_CONTEXT_WINDOW: a cap on the window in tokens; None: the server's `max_model_len`
+    (or, if it does not say, the model's native window)."""
     condense_threshold: float = Field(0.8, gt=0, le=1)
-    """Fraction of the window at which older observations are elided."""
+    """Share of the prompt's room (the window less the output reservation) at which older
+    observations are elided."""
     keep_recent_observations: int = Field(8, ge=0)
     """Observations never elided by condensation."""
     observation_limit: int = Field(16_000, gt=100)
@@ -103,7 +120,11 @@ class Agent:
     nudged: bool = False
     stuck: StuckDetector = field(init=False)
     record: StepRecord = field(init=False)
+    budget: ContextBudget = field(init=False)
     started: float = field(default_factory=time.monotonic)
+    max_tokens: int = 0
+    """`max_tokens` of the request in flight."""
+    window_source: str = ""
 
     def __post_init__(self) -> None:
         self.stuck = StuckDetector(repeats=self.config.stuck_repeats)
@@ -123,11 +144,17 @@ class Agent:
         )
 
     async def run(self) -> AgentResult:
+        self.budget = await self.context_budget()
+        self.fit_observations()
         self.messages = [
             {"role": "system", "content": system_prompt(self.task, self.sandbox.workspace)},
             {"role": "user", "content": task_message(self.task)},
         ]
-        self.trajectory.write("start", messages=self.messages, tools=self.toolbox.schemas)
+        self.trajectory.write(
+            "start", messages=self.messages, tools=self.toolbox.schemas,
+            profile=self.model.profile.name, window=self.budget.window,
+            window_source=self.window_source, output_reserve=self.budget.output,
+        )  # fmt: skip
         try:
             async with asyncio.timeout(self.config.wall_time):
                 while True:
@@ -149,12 +176,39 @@ class Agent:
             if self.observer is not None:
                 await self.observer.step_finished(self.record)
 
+    async def context_budget(self) -> ContextBudget:
+        """The window this run must fit: the server's, capped by AGENT_CONTEXT_WINDOW."""
+        try:
+            info = await self.model.server_info()
+            served, source = info.window, info.source
+        except ModelError as exc:
+            served, source = None, f"unknown ({exc})"
+        windows = [w for w in (served, self.config.context_window) if w]
+        window = min(windows) if windows else self.model.profile.native_window
+        self.window_source = f"{source}: {served}" if served else source
+        return ContextBudget(
+            window=window,
+            output_budget=self.model.output_budget,
+            tools_chars=len(json.dumps(self.toolbox.schemas, ensure_ascii=False)),
+        )
+
+    def fit_observations(self) -> None:
+        """No single tool output may take more than a sixth of the prompt's room, counted at
+        the first-guess rate, so one big listing never blows a small window on its own."""
+        share = int(self.budget.prompt_room * FIRST_GUESS_CHARS_PER_TOKEN / OBSERVATION_SHARE)
+        self.toolbox.context.observation_limit = max(
+            min(self.config.observation_limit, share), MIN_OBSERVATION
+        )
+
     def check_limits(self) -> None:
         config = self.config
         if self.steps >= config.max_steps:
             raise exits.StepLimitReached(f"reached the limit of {config.max_steps} steps")
-        if self.usage.total_tokens >= config.max_tokens:
-            raise exits.TokenLimitReached(f"used {self.usage.total_tokens} tokens")
+        spent = self.usage.billable_tokens
+        if spent >= config.max_tokens:
+            raise exits.TokenLimitReached(
+                f"spent {spent:,} tokens ({self.usage.cached_tokens:,} more were cached)"
+            )
         if config.max_cost is not None and self.cost() >= config.max_cost:
             raise exits.CostLimitReached(f"spent {self.cost():.4f} of {config.max_cost}")
 
@@ -165,21 +219,70 @@ class Agent:
         return (spent + usage.completion_tokens * config.price_output) / 1_000_000
 
     async def query(self) -> ModelReply:
-        self.condense_if_near_window()
         try:
-            reply = await self.model.complete(self.messages, self.toolbox.schemas)
+            reply = await self.ask(force=False)
+        except ContextTooLong as refused:
+            # The estimate was off (another tokenizer, a template that renders more): learn
+            # from the server's count, condense hard, and ask once more.
+            self.trajectory.write("context_refused", error=str(refused), step=self.steps)
+            if refused.window and refused.window < self.budget.window:
+                # The server did not say its window before (a gateway in front of it): now it has.
+                self.budget.window = refused.window
+                self.fit_observations()
+            counted = refused.prompt_tokens or 0
+            if refused.at_least:
+                # vLLM stops counting at the window less max_tokens: the prompt is longer.
+                counted = int(counted * 1.25)
+            if counted > self.budget.estimate(self.messages):
+                self.budget.calibrate(self.messages, counted)
+            try:
+                reply = await self.ask(force=True)
+            except ContextTooLong as again:
+                raise exits.ContextExhausted(self.exhausted(str(again))) from again
         except ModelError as exc:
             raise exits.ModelFailed(str(exc)) from exc
+        self.budget.observe(self.messages, reply.usage.prompt_tokens, reply.usage.completion_tokens)
         self.steps += 1
         self.usage.add(reply.usage)
         self.record.usage, self.record.model_seconds = reply.usage, reply.usage.latency
         return reply
 
+    async def ask(self, *, force: bool) -> ModelReply:
+        """One request that fits the window: condensed first if need be, its output reservation
+        shrunk if the prompt still takes more."""
+        self.condense_if_near_window(force=force)
+        max_tokens = self.budget.max_tokens_for(self.budget.estimate(self.messages))
+        if max_tokens is None:
+            raise exits.ContextExhausted(self.exhausted("even condensed, the prompt is too long"))
+        self.max_tokens = max_tokens
+        try:
+            return await self.model.complete(
+                self.messages, self.toolbox.schemas, max_tokens=max_tokens
+            )
+        except ContextTooLong:
+            raise
+        except ModelError as exc:
+            raise exits.ModelFailed(str(exc)) from exc
+
+    def exhausted(self, why: str) -> str:
+        return (
+            f"the conversation no longer fits the model's {self.budget.window:,}-token window "
+            f"({why}); the change so far is kept"
+        )
+
+    def cut_off(self, reply: ModelReply) -> bool:
+        """The reply hit its output limit: vLLM still says "tool_calls" when it parsed a call
+        out of the cut text, so the token count is what tells."""
+        completion = reply.usage.completion_tokens
+        return reply.finish_reason == "length" or (
+            self.max_tokens > 0 and completion >= self.max_tokens
+        )
+
     async def execute(self, reply: ModelReply) -> None:
         try:
-            if reply.finish_reason == "length":
+            if self.cut_off(reply):
                 raise FormatError(CUT_OFF)
-            calls, from_text = tool_calls_of(reply.content, reply.tool_calls, self.toolbox.schemas)
+            calls, from_text = tool_calls_of(reply.answer, reply.tool_calls, self.toolbox.schemas)
         except FormatError as exc:
             return self.reject(reply, exc)
         self.format_errors = 0
@@ -234,27 +337,29 @@ class Agent:
         self.messages.append(message)
         self.record.messages.append(message)
 
-    def condense_if_near_window(self) -> None:
-        limit = self.config.condense_threshold * self.config.context_window
-        if self.estimated_context() < limit:
+    def condense_if_near_window(self, *, force: bool = False) -> None:
+        room = self.budget.prompt_room
+        limit = self.config.condense_threshold * room
+        before = self.budget.estimate(self.messages)
+        if before < limit and not force:
             return
         # Condense well below the threshold: every condensation costs one prefix-cache miss,
         # so one deep cut beats a shallow one on every later step.
-        target = limit * CONDENSE_TARGET
+        target = (HARD_CONDENSE if force else CONDENSE_TARGET) * room
         keep, removed = self.config.keep_recent_observations, 0
         while True:
-            removed += condense(self.messages, keep)
+            cut = condense(self.messages, keep)
+            removed += cut
+            self.budget.elided(cut)
             # The newest observation always stays: the model has not read it yet.
-            if self.estimated_context() < target or keep <= 1:
+            if self.budget.estimate(self.messages) < target or keep <= 1:
                 break
             keep //= 2
         if removed:
-            self.trajectory.write("condensed", characters=removed, step=self.steps, kept=keep)
-
-    def estimated_context(self) -> int:
-        # A character count of the whole conversation: cheap and never lags behind like usage does.
-        chars = sum(len(str(m.get("content") or "")) for m in self.messages)
-        return chars // CHARS_PER_TOKEN + self.model.config.max_tokens
+            self.trajectory.write(
+                "condensed", characters=removed, step=self.steps, kept=keep,
+                tokens_before=before, tokens_after=self.budget.estimate(self.messages),
+            )  # fmt: skip
 
     async def finish(self, ending: exits.AgentExit) -> AgentResult:
         context = self.toolbox.context
@@ -284,8 +389,14 @@ class Agent:
 
 
 def assistant_message(reply: ModelReply, from_text: bool) -> dict[str, Any]:
-    """The reply as it goes back into the history, unchanged so the prefix cache keeps hitting."""
+    """The reply as it goes back into the history, unchanged so the prefix cache keeps hitting.
+
+    Reasoning goes back in the field the server sent it in, which is the one it reads: vLLM
+    reads only `reasoning` and drops `reasoning_content`, SGLang the other way round. Inline
+    reasoning stays where it was, in the content."""
     message: dict[str, Any] = {"role": "assistant", "content": reply.content}
+    if reply.reasoning_field in REASONING_FIELDS:
+        message[reply.reasoning_field] = reply.reasoning
     if reply.tool_calls and not from_text:
         message["tool_calls"] = reply.tool_calls
     return message

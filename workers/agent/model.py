@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import time
 from dataclasses import dataclass, field
 from typing import Any
@@ -15,9 +16,11 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
+from workers.agent.profiles import profile_for
+
 
 class ModelConfig(BaseModel):
-    """How to reach the model server and how to sample from it."""
+    """How to reach the model server; how to sample comes from the model's profile."""
 
     base_url: str = "http://127.0.0.1:8000/v1"
     """OpenAI-compatible root, ending in /v1."""
@@ -25,16 +28,10 @@ class ModelConfig(BaseModel):
     """Served model name."""
     api_key: SecretStr = SecretStr("EMPTY")
     """Bearer token sent to the server."""
-    temperature: float = 0.7
-    """Qwen's recommended sampling temperature."""
-    top_p: float = 0.8
-    """Nucleus sampling mass."""
-    top_k: int = 20
-    """Top-k sampling; vLLM and SGLang accept it as an extra body field."""
-    repetition_penalty: float = 1.05
-    """Repetition penalty; an extra body field for vLLM and SGLang."""
-    max_tokens: int = Field(16_384, gt=0)
-    """Most tokens the model may generate in one reply."""
+    profile: str | None = None
+    """MODEL_PROFILE: a profile's name (workers/agent/profiles.py); None picks it from `model`."""
+    max_tokens: int | None = Field(None, gt=0)
+    """Most tokens of one reply; None: the profile's output budget (lowered for small windows)."""
     timeout: float = Field(600.0, gt=0)
     """Seconds one request may take before it is retried."""
     max_retries: int = Field(5, ge=0)
@@ -47,6 +44,70 @@ class ModelConfig(BaseModel):
 
 class ModelError(Exception):
     """The model server could not produce a reply, even after retries."""
+
+
+class ContextTooLong(ModelError):
+    """The server refused the request as longer than its window (a 400, not retried)."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        prompt_tokens: int | None,
+        window: int | None,
+        at_least: bool = False,
+    ) -> None:
+        super().__init__(message)
+        self.prompt_tokens = prompt_tokens
+        """The prompt's size in the server's own count, when its message says."""
+        self.window = window
+        self.at_least = at_least
+        """The count is a lower bound: vLLM stops counting at the window less `max_tokens`."""
+
+
+CONTEXT_REFUSALS = re.compile(
+    r"maximum context length|maximum model length|longer than the model's context length|"
+    r"cannot be greater than max_model_len|max_completion_tokens is too large|"
+    r"exceeds the maximum allowed length",
+    re.IGNORECASE,
+)
+PROMPT_COUNTS = (
+    # vLLM >= 0.18: "... your prompt contains at least 32000 input tokens ..." (a lower bound).
+    (re.compile(r"prompt contains at least (\d+) input tokens"), True),
+    # SGLang: "The input (40000 tokens) is longer than the model's context length ..."
+    (re.compile(r"The input \((\d+) tokens\)"), False),
+    # SGLang: "... 31000 tokens from the input messages ..."; older vLLM: "(16616 in the messages"
+    (re.compile(r"(\d+) tokens from the input"), False),
+    (re.compile(r"(\d+) in the messages"), False),
+)
+WINDOWS = (
+    re.compile(r"maximum context length (?:is|of) (\d+)"),
+    re.compile(r"context length \((\d+) tokens\)"),
+    re.compile(r"max_model_len=(?:\w+=)*(\d+)"),
+)
+
+
+def context_refusal(status: int, text: str) -> ContextTooLong | None:
+    """The server's 400 for a request that does not fit its window, read; else None."""
+    if status != 400 or not CONTEXT_REFUSALS.search(text):
+        return None
+    prompt, at_least = None, False
+    for pattern, lower_bound in PROMPT_COUNTS:
+        found = pattern.search(text)
+        if found:
+            prompt, at_least = int(found.group(1)), lower_bound
+            break
+    window = next((int(m.group(1)) for p in WINDOWS if (m := p.search(text))), None)
+    return ContextTooLong(
+        f"the model server refused the prompt as too long for its window: {text[:300]}",
+        prompt_tokens=prompt,
+        window=window,
+        at_least=at_least,
+    )
+
+
+NO_TOOL_PARSER = re.compile(r"tool choice requires --enable-auto-tool-choice", re.IGNORECASE)
+"""vLLM started without a tool parser refuses `tool_choice: "auto"`."""
 
 
 @dataclass
@@ -62,6 +123,12 @@ class Usage:
     @property
     def total_tokens(self) -> int:
         return self.prompt_tokens + self.completion_tokens
+
+    @property
+    def billable_tokens(self) -> int:
+        """What a run costs: prompt tokens the server computed afresh, and completion tokens.
+        Cached prompt tokens are counted (and priced) apart."""
+        return self.prompt_tokens - self.cached_tokens + self.completion_tokens
 
     def add(self, other: Usage) -> None:
         self.calls += other.calls
@@ -79,6 +146,22 @@ class ModelReply:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     finish_reason: str | None = None
     usage: Usage = field(default_factory=Usage)
+    reasoning: str | None = None
+    """The model's thinking, if it sent any: from a field, or inline before `</think>`."""
+    reasoning_field: str | None = None
+    """Where it came: "reasoning" (vLLM), "reasoning_content" (SGLang, older vLLM), "inline"
+    (in `content`, no reasoning parser), or None. It goes back in the same place."""
+
+    @property
+    def answer(self) -> str | None:
+        """The content without inline reasoning: what tool calls are parsed from."""
+        if self.reasoning_field != "inline" or self.content is None:
+            return self.content
+        return self.content.split(THINK_END, 1)[1].lstrip("\n")
+
+
+THINK_START, THINK_END = "<think>", "</think>"
+REASONING_FIELDS = ("reasoning", "reasoning_content")
 
 
 def is_retryable(error: BaseException) -> bool:
@@ -106,12 +189,50 @@ def reply_of(body: dict[str, Any], latency: float) -> ModelReply:
         message = choice["message"]
     except (KeyError, IndexError, TypeError) as exc:
         raise ModelError(f"malformed chat completion: {str(body)[:500]}") from exc
+    content = message.get("content")
+    reasoning, where = None, None
+    for name in REASONING_FIELDS:
+        if message.get(name):
+            reasoning, where = str(message[name]), name
+            break
+    if where is None and isinstance(content, str) and THINK_END in content:
+        # No reasoning parser on the server: the thinking is in the text, before </think>.
+        reasoning = content.split(THINK_END, 1)[0].replace(THINK_START, "", 1).strip()
+        where = "inline"
     return ModelReply(
-        content=message.get("content"),
+        content=content,
         tool_calls=list(message.get("tool_calls") or []),
         finish_reason=choice.get("finish_reason"),
         usage=usage_of(body, latency),
+        reasoning=reasoning,
+        reasoning_field=where,
     )
+
+
+@dataclass(frozen=True, slots=True)
+class ServerInfo:
+    """What the model server says it serves."""
+
+    model_ids: tuple[str, ...]
+    window: int | None
+    """`max_model_len`: prompt plus `max_tokens` of one request never exceed it."""
+    source: str
+    """Where the window was read, for messages (`/v1/models`, `/get_model_info`, ...)."""
+
+
+WINDOW_KEYS = ("max_model_len", "context_length", "max_context_length", "context_len")
+SGLANG_INFO_ROUTES = ("get_model_info", "model_info", "get_server_info", "server_info")
+
+
+def window_in(record: object) -> int | None:
+    """The first window-like number in a model card or server-info record."""
+    if not isinstance(record, dict):
+        return None
+    for key in WINDOW_KEYS:
+        value = record.get(key)
+        if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+            return value
+    return None
 
 
 class ModelClient:
@@ -119,7 +240,12 @@ class ModelClient:
 
     def __init__(self, config: ModelConfig, *, transport: httpx.AsyncBaseTransport | None = None):
         self.config = config
+        self.profile = profile_for(config.model, config.profile)
         self.usage = Usage()
+        self.tool_choice = "auto"
+        """"none" once the server said it has no tool parser: the tools still reach the prompt
+        and the calls come back as text, which the agent parses itself."""
+        self._info: ServerInfo | None = None
         self._http = httpx.AsyncClient(
             base_url=config.base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {config.api_key.get_secret_value()}"},
@@ -136,22 +262,79 @@ class ModelClient:
     async def close(self) -> None:
         await self._http.aclose()
 
+    @property
+    def output_budget(self) -> int:
+        return self.config.max_tokens or self.profile.output_budget
+
     def request_body(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        max_tokens: int | None = None,
     ) -> dict[str, Any]:
-        config = self.config
-        body: dict[str, Any] = {"model": config.model, "messages": messages}
-        body |= {"temperature": config.temperature, "top_p": config.top_p, "top_k": config.top_k}
-        body |= {"repetition_penalty": config.repetition_penalty, "max_tokens": config.max_tokens}
+        profile = self.profile
+        body: dict[str, Any] = {"model": self.config.model, "messages": messages}
+        body |= profile.sampling.body(extras=profile.server_extras)
+        body["max_tokens"] = max_tokens or self.output_budget
+        if profile.template_kwargs:
+            body["chat_template_kwargs"] = dict(profile.template_kwargs)
         if tools:
-            body |= {"tools": tools, "tool_choice": "auto"}
+            body |= {"tools": tools, "tool_choice": self.tool_choice}
         return body
 
+    async def server_info(self, *, refresh: bool = False) -> ServerInfo:
+        """The served model ids and window, asked once (`/v1/models`, then SGLang's routes)."""
+        if self._info is not None and not refresh:
+            return self._info
+        try:
+            response = await self._http.get("models")
+            response.raise_for_status()
+            cards = response.json().get("data") or []
+        except (httpx.HTTPError, ValueError, AttributeError) as exc:
+            raise ModelError(self._unreachable(exc)) from exc
+        ids = tuple(str(card.get("id")) for card in cards if isinstance(card, dict))
+        mine = [c for c in cards if isinstance(c, dict) and c.get("id") == self.config.model]
+        window = next((w for c in mine or cards if (w := window_in(c)) is not None), None)
+        source = "/v1/models"
+        if window is None:
+            window, source = await self._sglang_window()
+        self._info = ServerInfo(ids, window, source)
+        return self._info
+
+    async def _sglang_window(self) -> tuple[int | None, str]:
+        root = str(self._http.base_url).rstrip("/").removesuffix("/v1")
+        for route in SGLANG_INFO_ROUTES:
+            try:
+                response = await self._http.get(f"{root}/{route}")
+                if response.status_code == 200:
+                    window = window_in(response.json())
+                    if window is not None:
+                        return window, f"/{route}"
+            except (httpx.HTTPError, ValueError):
+                continue
+        return None, "nowhere"
+
     async def complete(
-        self, messages: list[dict[str, Any]], tools: list[dict[str, Any]]
+        self,
+        messages: list[dict[str, Any]],
+        tools: list[dict[str, Any]],
+        *,
+        max_tokens: int | None = None,
     ) -> ModelReply:
-        """One chat completion, retried on transient failures; raises ModelError otherwise."""
-        body = self.request_body(messages, tools)
+        """One chat completion, retried on transient failures; raises ContextTooLong when the
+        server refuses the prompt as too long, ModelError otherwise."""
+        try:
+            reply = await self._complete(self.request_body(messages, tools, max_tokens))
+        except ModelError as exc:
+            if not (tools and self.tool_choice == "auto" and NO_TOOL_PARSER.search(str(exc))):
+                raise
+            # No tool parser on the server: ask for text and parse the calls here.
+            self.tool_choice = "none"
+            reply = await self._complete(self.request_body(messages, tools, max_tokens))
+        self.usage.add(reply.usage)
+        return reply
+
+    async def _complete(self, body: dict[str, Any]) -> ModelReply:
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_retryable),
             stop=stop_after_attempt(self.config.max_retries + 1),
@@ -161,14 +344,22 @@ class ModelClient:
         try:
             async for attempt in retrying:
                 with attempt:
-                    reply = await self._post(body)
+                    return await self._post(body)
         except httpx.HTTPStatusError as exc:
-            detail = exc.response.text[:500]
-            raise ModelError(f"model server answered {exc.response.status_code}: {detail}") from exc
+            status, detail = exc.response.status_code, exc.response.text[:500]
+            too_long = context_refusal(status, detail)
+            if too_long is not None:
+                raise too_long from exc
+            raise ModelError(f"model server answered {status}: {detail}") from exc
         except httpx.HTTPError as exc:
-            raise ModelError(f"model server unreachable: {type(exc).__name__}: {exc}") from exc
-        self.usage.add(reply.usage)
-        return reply
+            raise ModelError(self._unreachable(exc)) from exc
+        raise ModelError("no attempt was made")  # unreachable: tenacity makes at least one
+
+    def _unreachable(self, exc: BaseException) -> str:
+        return (
+            f"model server unreachable at {self.config.base_url} (MODEL_BASE_URL): "
+            f"{type(exc).__name__}: {exc}"
+        )
 
     def _backoff(self) -> wait_exponential_jitter:
         initial = self.config.backoff_initial

@@ -16,6 +16,11 @@ from typing import Any
 
 TOOL_CALL_START = "<tool_call>"
 FUNCTION_PREFIX = "<function="
+FUNCTION_END = "</function>"
+TRUNCATED = (
+    "Your last tool call ends without `</function>`: the reply was cut off, so it was not run. "
+    "Make smaller steps: write big files in parts."
+)
 TOOL_CALL_REGEX = re.compile(r"<tool_call>(.*?)</tool_call>|<tool_call>(.*?)$", re.DOTALL)
 FUNCTION_REGEX = re.compile(r"<function=(.*?)</function>|<function=(.*)$", re.DOTALL)
 PARAMETER_REGEX = re.compile(
@@ -139,6 +144,10 @@ def parse_xml_tool_calls(text: str, tools: list[dict[str, Any]]) -> tuple[str, l
     start = text.find(TOOL_CALL_START)
     start = start if start >= 0 else text.find(FUNCTION_PREFIX)
     calls = [parse_function(function, tools) for function in function_texts(text)]
+    if FUNCTION_END not in text[text.rfind(FUNCTION_PREFIX) :]:
+        # Unlike vLLM's parser, which takes an unterminated call for a whole one: a reply cut
+        # at the output limit would write a truncated file. A call always ends with </function>.
+        raise FormatError(TRUNCATED)
     return text[:start], calls
 
 
@@ -157,8 +166,60 @@ def parse_native_tool_calls(
             raise FormatError(f"The arguments of `{name}` are not valid JSON: {exc}.") from exc
         if not isinstance(decoded, dict):
             raise FormatError(f"The arguments of `{name}` must be an object of named parameters.")
-        calls.append(ToolCall(str(raw.get("id") or new_call_id()), name, decoded))
+        properties = schema_properties(name, tools) or {}
+        arguments = {
+            key: undo_server_encoding(v, properties.get(key)) for key, v in decoded.items()
+        }
+        calls.append(ToolCall(str(raw.get("id") or new_call_id()), name, arguments))
     return calls
+
+
+def declared_types(spec: Any) -> set[str]:
+    """The JSON types a parameter's schema allows: its `type` (one or a list), or those of its
+    `anyOf`/`oneOf` alternatives."""
+    if not isinstance(spec, dict):
+        return set()
+    kind = spec.get("type")
+    if isinstance(kind, str):
+        return {kind}
+    if isinstance(kind, list):
+        return {str(k) for k in kind}
+    alternatives = spec.get("anyOf") or spec.get("oneOf") or []
+    return {t for alternative in alternatives for t in declared_types(alternative)}
+
+
+def is_of_type(value: Any, kind: str) -> bool:
+    expected = JSON_TYPES.get(kind)
+    if expected is None:
+        return False
+    return isinstance(value, expected) and (kind == "boolean" or not isinstance(value, bool))
+
+
+def undo_server_encoding(value: Any, spec: Any) -> Any:
+    """A value as the schema means it, where a server's parser garbled it:
+    - a JSON text where the schema wants an array, object, number or boolean (vLLM encoded
+      `anyOf` parameters twice, vllm PR #36032) is decoded when it decodes to an allowed type;
+    - a number where the schema wants only a string (SGLang read `03106` as 3106, sglang PRs
+      #13411 and #15135) goes back to text; leading zeros the server dropped cannot come back.
+    """
+    types = declared_types(spec)
+    if isinstance(value, str) and types and "string" not in types:
+        try:
+            decoded = json.loads(value)
+        except ValueError:
+            return value
+        matches = any(
+            isinstance(decoded, JSON_TYPES[t])
+            and not (isinstance(decoded, bool) and t != "boolean")
+            for t in types
+            if t in JSON_TYPES
+        )
+        return decoded if matches or (decoded is None and "null" in types) else value
+    if types == {"string"} and isinstance(value, bool):
+        return "true" if value else "false"
+    if types == {"string"} and isinstance(value, int | float):
+        return str(value)
+    return value
 
 
 def check_call(call: ToolCall, tools: list[dict[str, Any]]) -> None:
