@@ -10,6 +10,7 @@ import redis
 
 from tests.e2e.harness import Harness, build_harness
 from tests.github_emulator.emulator import GitHubEmulator
+from tests.model_server.config import ServerConfig
 from tests.model_server.script import Turn
 from tests.model_server.server import ScriptedModelServer
 
@@ -27,10 +28,11 @@ def make_harness(tmp_path: Path, redis_url: str, sandbox_image: str) -> Iterator
         files: dict[str, str] | None = None,
         start: bool = True,
         env: dict[str, str] | None = None,
+        config: ServerConfig | None = None,
     ) -> Harness:
         redis.Redis.from_url(redis_url).flushall()
         emulator = GitHubEmulator(tmp_path / "github").start()
-        model = ScriptedModelServer(script, mode=mode).start()  # type: ignore[arg-type]
+        model = ScriptedModelServer(script, mode=mode, config=config).start()  # type: ignore[arg-type]
         harness = build_harness(tmp_path, emulator, model, redis_url, sandbox_image, files)
         harness.env.update(env or {})
         made.append(harness)

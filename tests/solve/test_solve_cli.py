@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -102,6 +103,26 @@ def test_solve_without_a_submission_fails_with_the_reason_and_apply_leaves_the_r
     assert "step_limit after 1 steps" in completed.stderr and "limit of 1 steps" in completed.stderr
     assert completed.stdout == "" and "+    return a + b" in patch_out.read_text()
     assert status(repo) == ""  # --apply only applies a submitted patch
+
+
+def test_solve_honours_the_agent_settings_of_its_environment(
+    scripted_server: StartServer, sandbox_image: str, tmp_path: Path
+) -> None:
+    """AGENT_MAX_STEPS, AGENT_CONTEXT_WINDOW and MODEL_MAX_TOKENS mean the same as for the
+    worker; --max-steps overrides the first."""
+    repo = make_buggy_repo(tmp_path)
+    server = scripted_server([FIX, SUBMIT, SUBMIT])
+    trajectory = tmp_path / "run.jsonl"
+    args = ["solve", str(repo), "--issue", "add() is wrong", "--image", sandbox_image]
+    env = bare_env(server.base_url) | {
+        "AGENT_MAX_STEPS": "1", "AGENT_CONTEXT_WINDOW": "50000", "MODEL_MAX_TOKENS": "3000",
+    }  # fmt: skip
+    completed = qwen_fix(*args, "--trajectory", str(trajectory), cwd=tmp_path, env=env)
+    assert completed.returncode == 1
+    assert "step_limit after 1 steps" in completed.stderr
+    start = json.loads(trajectory.read_text().splitlines()[0])
+    assert (start["window"], start["output_reserve"]) == (50_000, 3_000)
+    assert server.requests[0]["max_tokens"] == 3_000
 
 
 def test_solve_apply_writes_the_submitted_patch_to_the_repo(
