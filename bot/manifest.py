@@ -297,8 +297,12 @@ class ManifestFlow:
 
 def _bind(host: str, port: int) -> socket.socket:
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
     return sock
 
 
@@ -325,8 +329,16 @@ async def run_manifest_flow(
         host = GitHubHost(host.web_url, api_url.rstrip("/"))
     template = load_manifest_template(manifest_path)
     webhook_target(webhook_url)  # refuse a bad URL before taking the port
-    with _bind(listen_host, port) as sock:
-        local_url = f"http://{listen_host}:{sock.getsockname()[1]}"
+    try:
+        sock = _bind(listen_host, port)
+    except OSError as exc:
+        raise ManifestFlowError(
+            f"cannot listen on {listen_host}:{port} ({exc.strerror or exc}): pass --port with a "
+            "free port"
+        ) from None
+    with sock:
+        shown = socket.gethostname() if listen_host in ("0.0.0.0", "::") else listen_host
+        local_url = f"http://{shown}:{sock.getsockname()[1]}"
         manifest = build_manifest(
             template, webhook_url=webhook_url, redirect_url=local_url + CALLBACK_PATH, name=name
         )

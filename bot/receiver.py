@@ -284,7 +284,7 @@ class Answer(JSONResponse):
 
 
 async def build_receiver(settings: Settings) -> Receiver:
-    queue = await create_pool(RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1"))
+    queue = await create_pool(RedisSettings.from_dsn(settings.queue_url))
     return Receiver(
         webhook_secret=settings.webhook_secret.get_secret_value().encode(),
         rules=settings.routing_rules(),

@@ -74,9 +74,14 @@ async def keep_up(app_client: GitHub, redis: Redis, interval: float = 60.0) -> N
     """Run for the receiver's lifetime: catch up once, then note every minute that we are up."""
     try:
         await redeliver_failed(app_client, redis)
-    except Exception:
+    except Exception as exc:
         # GitHub unreachable at start must not stop the receiver; it only loses the catch-up.
-        log.exception("redelivery.failed")
+        # One line says so; the traceback is for debug logs.
+        log.warning(
+            "redelivery.skipped",
+            reason=f"could not list the app's failed deliveries: {type(exc).__name__}: {exc}",
+        )
+        log.debug("redelivery.failed", exc_info=True)
     while True:
         await mark_seen(redis)
         await asyncio.sleep(interval)

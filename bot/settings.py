@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 from pathlib import Path
 from typing import Annotated
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -15,6 +16,35 @@ from bot.routing import Rules
 
 class SettingsError(Exception):
     """A setting is missing or invalid; the message names the variable."""
+
+
+DEFAULT_MODEL_URL = "http://127.0.0.1:8000/v1"
+DEFAULT_REDIS_URL = "redis://127.0.0.1:6379"
+"""Where `qwen-fix web` and `worker` look for Redis when REDIS_URL is unset."""
+
+
+def http_url(value: str) -> str:
+    """`value` if it is an http(s) URL with a host; raises ValueError saying how one looks."""
+    url = urlsplit(value.strip())
+    if url.scheme not in ("http", "https") or not url.hostname:
+        raise ValueError(f"{value!r} is not an http(s) URL: write https://HOST[:PORT]/PATH")
+    return value.strip()
+
+
+def private_key_problem(pem: str) -> str | None:
+    """Why `pem` is not an RSA private key in PEM (GitHub Apps use RSA), or None."""
+    from cryptography.hazmat.primitives.asymmetric.rsa import RSAPrivateKey
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    if "-----BEGIN" not in pem:
+        return "no -----BEGIN ... PRIVATE KEY----- line"
+    try:
+        key = load_pem_private_key(pem.strip().encode(), password=None)
+    except (ValueError, TypeError) as exc:
+        return f"it does not parse: {str(exc).splitlines()[0][:80]}"
+    if not isinstance(key, RSAPrivateKey):
+        return f"it is a {type(key).__name__.removeprefix('_')}, not an RSA key"
+    return None
 
 
 MODEL_PROFILES = ("qwen3-coder", "qwen3-coder-next", "qwen3.6", "generic")
@@ -28,7 +58,7 @@ class ModelSettings(BaseSettings):
     model_config = SettingsConfigDict(env_file=".env", extra="ignore", case_sensitive=False)
 
     model_base_url: str = Field(
-        "http://127.0.0.1:8000/v1", description="OpenAI-compatible endpoint serving Qwen3-Coder."
+        DEFAULT_MODEL_URL, description="OpenAI-compatible endpoint serving Qwen3-Coder."
     )
     model_name: str = Field("Qwen/Qwen3-Coder-480B-A35B-Instruct-FP8")
     model_api_key: SecretStr = Field(SecretStr("EMPTY"), description="Bearer token, if any.")
@@ -54,6 +84,16 @@ class ModelSettings(BaseSettings):
         "says it serves (vLLM's max_model_len).",
     )
     test_timeout: Annotated[float, Field(gt=0)] = 900.0
+
+    @field_validator("model_base_url", mode="before")
+    @classmethod
+    def _empty_model_url_is_the_default(cls, value: object) -> object:
+        return DEFAULT_MODEL_URL if value == "" else value
+
+    @field_validator("model_base_url", mode="after")
+    @classmethod
+    def _model_url(cls, value: str) -> str:
+        return http_url(value)
 
     @field_validator("model_profile", mode="after")
     @classmethod
@@ -166,6 +206,25 @@ class Settings(ModelSettings):
         # The environment cannot say None; an empty METRICS_PORT= is how it turns the exporter off.
         return None if value == "" else value
 
+    @field_validator("github_api_url", mode="after")
+    @classmethod
+    def _github_url(cls, value: str) -> str:
+        return http_url(value)
+
+    @field_validator("redis_url", mode="after")
+    @classmethod
+    def _redis_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        url = urlsplit(value.strip())
+        if url.scheme not in ("redis", "rediss", "unix") or (
+            url.scheme != "unix" and not url.hostname
+        ):
+            raise ValueError(
+                f"{value!r} is not a Redis URL: write redis://HOST:PORT (rediss:// with TLS)"
+            )
+        return value.strip()
+
     @model_validator(mode="after")
     def _one_private_key(self) -> Settings:
         if self.private_key is None and self.private_key_path is None:
@@ -173,7 +232,20 @@ class Settings(ModelSettings):
         path = self.private_key_path
         if self.private_key is None and path is not None and not path.is_file():
             raise ValueError(f"PRIVATE_KEY_PATH: no file at {path}")
+        problem = private_key_problem(self.private_key_pem())
+        if problem is not None:
+            name = "PRIVATE_KEY" if self.private_key is not None else "PRIVATE_KEY_PATH"
+            raise ValueError(
+                f"{name} is not the app's private key ({problem}): use the whole .pem file GitHub "
+                "gave you, BEGIN and END lines included (in .env, \\n for its line breaks), or "
+                "set PRIVATE_KEY_PATH to the file"
+            )
         return self
+
+    @property
+    def queue_url(self) -> str:
+        """Redis of the job queue: REDIS_URL, or the local default `web` and `worker` use."""
+        return self.redis_url or DEFAULT_REDIS_URL
 
     def routing_rules(self) -> Rules:
         return Rules(

@@ -1,32 +1,26 @@
-"""The `qwen-fix` command. It lives in workers/ because it wires every package together."""
+"""qwen-fix turns GitHub issues into tested pull requests with a self-hosted Qwen3-Coder model.
+
+Run `qwen-fix up` to receive webhooks and work on this host, `qwen-fix doctor` to check the
+setup, `qwen-fix solve` to fix an issue in a local repository without GitHub.
+"""
+
+# The command lives in workers/ because it wires every package together (bot/ may not import
+# workers/ or sandbox/).
 
 from __future__ import annotations
 
 import argparse
 import asyncio
 import os
-import shutil
-import signal
 import socket
-import subprocess
 import sys
-import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from bot.log import configure_logging
 from bot.manifest import CreatedApp
 from bot.settings import Settings, SettingsError, load_settings
-
-REDIS_INSTALL_HINT = (
-    "no REDIS_URL is set and no redis-server is on PATH: install Redis "
-    "(Debian/Ubuntu: `apt-get install redis-server`) or set REDIS_URL=redis://HOST:PORT"
-)
-DOCKER_HINT = (
-    "no Docker engine answers ({error}). Start one (`systemctl start docker`, or "
-    "`dockerd >/var/log/dockerd.log 2>&1 &`) or point DOCKER_HOST at one"
-)
-
+from workers.preflight import SetupProblem, check_docker, check_redis
 
 FIRST_RUN_HINT = (
     "No GitHub App is configured. Register one with "
@@ -42,19 +36,34 @@ class CliError(Exception):
 def main(argv: Sequence[str] | None = None) -> int:
     parser = _parser()
     args = parser.parse_args(argv)
-    configure_logging(os.environ.get("LOG_LEVEL", "INFO"))
+    configure_logging("DEBUG" if args.debug else os.environ.get("LOG_LEVEL", "INFO"))
     try:
         code: int = args.run(args)
         return code
-    except (SettingsError, CliError) as exc:
+    except (SettingsError, CliError, SetupProblem) as exc:
         print(f"qwen-fix: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
+        print("qwen-fix: interrupted", file=sys.stderr)
         return 130
+    except Exception as exc:
+        if args.debug:
+            raise
+        print(
+            f"qwen-fix: unexpected error: {type(exc).__name__}: {exc}\n"
+            "Run again with --debug for the traceback.",
+            file=sys.stderr,
+        )
+        return 1
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="qwen-fix", description=__doc__)
+    parser = argparse.ArgumentParser(
+        prog="qwen-fix", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument(
+        "--debug", action="store_true", help="log at debug level; tracebacks for unexpected errors"
+    )
     sub = parser.add_subparsers(required=True, metavar="COMMAND")
     up = sub.add_parser("up", help="run the webhook receiver and a worker on this host")
     up.set_defaults(run=_up)
@@ -86,19 +95,30 @@ def _app_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> Non
     create.add_argument("--org", help="register the app under this organization")
     create.add_argument("--name", help="app name (default from app.yml)")
     create.add_argument("--port", type=int, default=3000, help="local port of the flow's page")
+    create.add_argument(
+        "--host",
+        default="127.0.0.1",
+        help="address the flow's page listens on (default 127.0.0.1; 0.0.0.0 to open it from "
+        "another machine)",
+    )
     create.set_defaults(run=_app_create)
 
 
 def _app_create(args: argparse.Namespace) -> int:
     created = asyncio.run(
-        _manifest_flow(args.webhook_url, args.github_url, args.org, args.name, args.port)
+        _manifest_flow(args.webhook_url, args.github_url, args.org, args.name, args.port, args.host)
     )
     print(f"qwen-fix: wrote .env for app {created.slug}; install it: {created.install_url}")
     return 0
 
 
 async def _manifest_flow(
-    webhook_url: str, github_url: str, org: str | None, name: str | None, port: int
+    webhook_url: str,
+    github_url: str,
+    org: str | None,
+    name: str | None,
+    port: int,
+    host: str = "127.0.0.1",
 ) -> CreatedApp:
     from bot.manifest import ManifestFlowError, run_manifest_flow
 
@@ -108,13 +128,25 @@ async def _manifest_flow(
             github_url=github_url,
             org=org,
             name=name,
+            listen_host=host,
             port=port,
-            on_ready=lambda url: print(
-                f"qwen-fix: open {url} to register the app", file=sys.stderr
-            ),
+            on_ready=lambda url: print(open_hint(url, host), file=sys.stderr),
         )
     except ManifestFlowError as exc:
         raise CliError(str(exc)) from None
+
+
+def open_hint(url: str, host: str) -> str:
+    """Where to open the flow's page, and how from another machine (a headless host)."""
+    port = url.rsplit(":", 1)[1]
+    text = f"qwen-fix: open {url} in a browser to register the app"
+    if host in ("127.0.0.1", "localhost", "::1"):
+        text += (
+            f"\n  on a host without a browser, from your machine: `ssh -L {port}:127.0.0.1:"
+            f"{port} {socket.gethostname()}` and open http://127.0.0.1:{port}, or run again with "
+            "--host 0.0.0.0"
+        )
+    return text
 
 
 def _settings_or_first_run() -> Settings:
@@ -128,10 +160,35 @@ def _settings_or_first_run() -> Settings:
                 raise CliError(f"{exc}\n{FIRST_RUN_HINT}") from None
             raise
     print("qwen-fix: no GitHub App is configured yet; let's register one.", file=sys.stderr)
-    webhook_url = input("Public URL GitHub should send webhooks to: ").strip()
-    org = input("Organization to register it under (empty for your account): ").strip() or None
+    webhook_url = _ask("Public URL GitHub should send webhooks to: ", _webhook_url_problem)
+    org = _ask("Organization to register it under (empty for your account): ") or None
     asyncio.run(_manifest_flow(webhook_url, "https://github.com", org, None, 3000))
     return load_settings()
+
+
+def _ask(question: str, problem: Callable[[str], str | None] | None = None) -> str:
+    """One answer at the terminal, asked again until `problem` finds none; Ctrl-D or Ctrl-C
+    ends the command with one line."""
+    while True:
+        try:
+            answer = input(question).strip()
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)
+            raise CliError(f"no app was registered (cancelled). {FIRST_RUN_HINT}") from None
+        why = problem(answer) if problem else None
+        if why is None:
+            return answer
+        print(f"qwen-fix: {why}; try again.", file=sys.stderr)
+
+
+def _webhook_url_problem(answer: str) -> str | None:
+    from bot.manifest import ManifestFlowError, webhook_target
+
+    try:
+        webhook_target(answer)
+    except ManifestFlowError as exc:
+        return str(exc)
+    return None
 
 
 def _model_flags(parser: argparse.ArgumentParser) -> None:
@@ -165,7 +222,12 @@ def _eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     evaluate = sub.add_parser("eval", help="run and judge SWE-bench-format instances")
     evaluate.add_argument("instances", type=Path, help="JSONL file of instances")
     evaluate.add_argument("--workers", type=int, default=2, help="instances at once (default 2)")
-    evaluate.add_argument("--out-dir", type=Path, default=Path("qwen-fix-eval"))
+    evaluate.add_argument(
+        "--out-dir",
+        type=Path,
+        default=Path("qwen-fix-eval"),
+        help="where predictions.jsonl and report.json go (default ./qwen-fix-eval)",
+    )
     _model_flags(evaluate)
     evaluate.set_defaults(run=_eval)
 
@@ -174,7 +236,7 @@ def _solve(args: argparse.Namespace) -> int:
     from workers.git import GitError
     from workers.solve import SolveError, solve_from_args
 
-    _check_docker()
+    check_docker()
     try:
         return asyncio.run(solve_from_args(args, sys.stdout, sys.stderr))
     except (SolveError, GitError, OSError) as exc:
@@ -184,7 +246,7 @@ def _solve(args: argparse.Namespace) -> int:
 def _eval(args: argparse.Namespace) -> int:
     from workers.eval import eval_from_args
 
-    _check_docker()
+    check_docker()
     try:
         return asyncio.run(eval_from_args(args, sys.stdout))
     except (ValueError, OSError) as exc:
@@ -217,7 +279,9 @@ def _warn_about_the_model(settings: Settings) -> None:
     try:
         doctor = DoctorSettings.model_validate(settings.model_dump())
         status = asyncio.run(
-            asyncio.wait_for(run_doctor(doctor, report, infrastructure=False), timeout=90)
+            asyncio.wait_for(
+                run_doctor(doctor, report, infrastructure=False, probes=False), timeout=30
+            )
         )
     except Exception as exc:
         print(f"qwen-fix: warning: the model checks did not finish ({exc})", file=sys.stderr)
@@ -234,6 +298,7 @@ def _web(args: argparse.Namespace) -> int:
     from bot.receiver import create_app
 
     settings = load_settings()
+    check_redis(settings.redis_url, role="web")
     uvicorn.run(
         create_app(settings),
         host=settings.web_host,
@@ -250,98 +315,22 @@ def _worker(args: argparse.Namespace) -> int:
     from workers.worker import build_worker
 
     settings = load_settings()
-    _check_docker()
+    check_docker()
+    check_redis(settings.redis_url, role="worker")
     build_worker(settings, max_jobs=args.max_jobs).run()
     return 0
 
 
 def _up(args: argparse.Namespace) -> int:
-    """Receiver + worker as two child processes, with a local Redis when none is configured."""
+    """Receiver + worker as child processes, with a local Redis when none is configured."""
+    from workers.local_stack import LocalStack
+
     settings = _settings_or_first_run()
-    _check_docker()
-    env = dict(os.environ)
-    redis = None
-    if not settings.redis_url:
-        redis, env["REDIS_URL"] = _start_local_redis(settings)
-    children = [
-        subprocess.Popen([sys.executable, "-m", "workers.cli", role], env=env)
-        for role in ("web", "worker")
-    ]
-    print(
-        f"qwen-fix: receiving webhooks on http://{settings.web_host}:{settings.web_port}"
-        f"/webhooks/github (Ctrl-C stops)",
-        file=sys.stderr,
-    )
-    _warn_about_the_model(settings)
-    try:
-        while all(child.poll() is None for child in children):
-            time.sleep(0.5)
-    except KeyboardInterrupt:
-        pass
-    finally:
-        for process in [*children, *([redis] if redis else [])]:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-        for process in [*children, *([redis] if redis else [])]:
-            process.wait(timeout=30)
-    return max((child.returncode or 0) for child in children)
-
-
-def _start_local_redis(settings: Settings) -> tuple[subprocess.Popen[bytes], str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise CliError(REDIS_INSTALL_HINT)
-    port = _free_port()
-    directory = settings.data_dir / "redis"
-    directory.mkdir(parents=True, exist_ok=True)
-    process = subprocess.Popen(
-        [
-            binary,
-            "--port",
-            str(port),
-            "--bind",
-            "127.0.0.1",
-            "--dir",
-            str(directory),
-            "--appendonly",
-            "yes",
-            "--save",
-            "",
-        ],
-        stdout=subprocess.DEVNULL,
-    )
-    _wait_for_port(port, process)
-    return process, f"redis://127.0.0.1:{port}"
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-def _wait_for_port(port: int, process: subprocess.Popen[bytes], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise CliError(f"redis-server exited with status {process.returncode} at start")
-        with socket.socket() as sock:
-            if sock.connect_ex(("127.0.0.1", port)) == 0:
-                return
-        time.sleep(0.05)
-    raise CliError(f"redis-server did not listen on port {port} within {timeout:.0f} s")
-
-
-def _check_docker() -> None:
-    import docker
-
-    try:
-        client = docker.from_env(timeout=5)
-        client.ping()
-        client.close()
-    except Exception as exc:
-        raise CliError(DOCKER_HINT.format(error=type(exc).__name__)) from None
+    check_docker()
+    if settings.redis_url:
+        check_redis(settings.redis_url, role="up")
+    stack = LocalStack(settings, dict(os.environ))
+    return stack.run(lambda: _warn_about_the_model(settings))
 
 
 if __name__ == "__main__":

@@ -59,8 +59,9 @@ class Check:
         return f"{text}\n      fix: {self.fix}" if self.fix else text
 
 
-async def model_checks(client: ModelClient) -> list[Check]:
-    """Every check of the model server, in order; stops early when it does not answer."""
+async def model_checks(client: ModelClient, *, probes: bool = True) -> list[Check]:
+    """Every check of the model server, in order; stops early when it does not answer.
+    Without `probes`, only what `/v1/models` tells (no chat request, no GPU time)."""
     url = client.config.base_url
     try:
         started = time.monotonic()
@@ -80,6 +81,8 @@ async def model_checks(client: ModelClient) -> list[Check]:
     checks.append(served_model(client.config.model, info))
     checks.append(window_check(info, client))
     checks.append(profile_check(client.profile, client.config.model, client.config.profile))
+    if not probes:
+        return checks
     tool_reply, probe = await _probe(client, [{"role": "user", "content": PROBE_ASK}], [PROBE_TOOL])
     checks.append(probe or tool_call_check(tool_reply, client.profile))
     if client.profile.reasoning:
@@ -306,6 +309,7 @@ async def run_doctor(
     base_url: str | None = None,
     model: str | None = None,
     infrastructure: bool = True,
+    probes: bool = True,
 ) -> Status:
     """Print every check, one or two lines each; returns the worst status."""
     import docker
@@ -314,7 +318,7 @@ async def run_doctor(
         update={"max_retries": 0, "timeout": min(settings.model_timeout, 120.0)}
     )
     async with ModelClient(config) as client:
-        checks = await model_checks(client)
+        checks = await model_checks(client, probes=probes)
     if infrastructure:
         checks += infrastructure_checks(
             lambda: docker.from_env(timeout=5), settings.sandbox_image, settings.redis_url

@@ -40,7 +40,13 @@ from workers.agent.model import ModelClient
 from workers.agent.prompts import read_guidance
 from workers.git import GitError, git
 from workers.run_settings import agent_config
-from workers.solve import detect_tests, load_local_settings, resolve_image, task_of
+from workers.solve import (
+    check_model_server,
+    detect_tests,
+    load_local_settings,
+    resolve_image,
+    task_of,
+)
 
 DEFAULT_TEST_CMD = "python3 -m pytest -rA"
 PASSING = frozenset({"PASSED", "XFAIL"})
@@ -340,6 +346,7 @@ async def eval_from_args(args: argparse.Namespace, stdout: TextIO) -> int:
     settings = load_local_settings()
     instances = load_instances(args.instances)
     model_config = settings.model(args.model_url, args.model)
+    await check_model_server(model_config)
     client = docker.from_env(timeout=60)
     try:
         image = await resolve_image(client, args.image or settings.sandbox_image)

@@ -92,6 +92,8 @@ class Deps:
     worker_id: str
     pool: SandboxPool | None = None
     """Pre-started sandboxes of the default image (SANDBOX_POOL_SIZE > 0)."""
+    stopping: list[str] = field(default_factory=list)
+    """Set (one reason) when the worker is shutting down: its jobs are cancelled for that."""
     metrics: WorkerMetrics = field(default_factory=WorkerMetrics)
 
 
@@ -137,7 +139,13 @@ async def run_tracked(
         outcome: Outcome = await work
         return outcome
     except asyncio.CancelledError:
-        reason = await deps.registry.abort_reason(job.job_id()) or "the job was cancelled"
+        reason = await deps.registry.abort_reason(job.job_id())
+        if reason is None and deps.stopping:
+            # arq runs the job again once a worker is back: no retry command is needed.
+            await tracking.finish("stopped", f"Stopped: {deps.stopping[0]}", "")
+            log.info("job.stopped", reason=deps.stopping[0])
+            raise
+        reason = reason or "the job was cancelled"
         await tracking.finish("stopped", f"Stopped: {reason}", retry)
         log.info("job.stopped", reason=reason)
         raise

@@ -25,7 +25,7 @@ from sandbox.docker import DockerSandbox
 from sandbox.image import ensure_image
 from sandbox.protocol import Sandbox
 from workers.agent.loop import AgentConfig, AgentResult, run_agent
-from workers.agent.model import ModelClient, ModelConfig
+from workers.agent.model import ModelClient, ModelConfig, ModelError
 from workers.agent.observer import AgentObserver
 from workers.agent.prompts import read_guidance
 from workers.agent.task import Task
@@ -191,7 +191,8 @@ async def run_in_sandbox(
     observer: AgentObserver | None,
 ) -> SolveOutcome:
     task = task_of(request.issue, test_command, await read_guidance(sandbox), request.mode)
-    async with ModelClient(request.model) as model:
+    on_retry = observer.message if isinstance(observer, ProgressDisplay) else None
+    async with ModelClient(request.model, on_retry=on_retry) as model:
         result = await run_agent(
             task, sandbox, model, request.agent, observer=observer, trajectory=request.trajectory
         )
@@ -222,6 +223,9 @@ async def solve_command(request: SolveRequest, output: SolveOutput) -> int:
     """`qwen-fix solve`: run, show progress on stderr, emit the patch; 0 only when submitted."""
     display = ProgressDisplay(output.stderr)
     display.message(f"qwen-fix: solving in a snapshot of {request.repo} with {request.model.model}")
+    if not (request.repo / ".git").exists():
+        raise SolveError(f"{request.repo} is not the root of a git repository")
+    await check_model_server(request.model)
     client = docker.from_env(timeout=60)
     try:
         outcome = await solve(request, client, observer=display)
@@ -240,6 +244,18 @@ async def solve_command(request: SolveRequest, output: SolveOutput) -> int:
     else:
         await emit_patch(request.repo, outcome, output, display)
     return 0 if outcome.submitted else 1
+
+
+async def check_model_server(config: ModelConfig) -> None:
+    """Stop at once, naming the URL, when the model server does not answer: no silent wait."""
+    async with ModelClient(config.model_copy(update={"max_retries": 0})) as model:
+        try:
+            await model.server_info()
+        except ModelError as exc:
+            raise SolveError(
+                f"{exc}. Start the model server, or point MODEL_BASE_URL (or --model-url) at it; "
+                "`qwen-fix doctor` checks it"
+            ) from None
 
 
 async def emit_patch(

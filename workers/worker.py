@@ -7,6 +7,7 @@ import socket
 import time
 import uuid
 from collections.abc import Coroutine
+from signal import Signals
 from typing import Any
 
 import docker
@@ -37,6 +38,8 @@ from workers.run_settings import agent_config, model_config
 from workers.saturation import SaturationProbe, SaturationThresholds, metrics_url
 
 log = structlog.get_logger("qwen_fix.worker")
+
+SHUTDOWN_REASON = "the worker shut down; the job runs again when a worker is back"
 
 
 def pipeline_config(settings: Settings) -> PipelineConfig:
@@ -133,8 +136,9 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
     """A worker running `max_jobs` jobs past admission at once; it takes WORKER_HELD_JOBS more
     from arq to wait for a model slot, so the fair order sees them (workers/admission.py)."""
     worker_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-    redis_settings = RedisSettings.from_dsn(settings.redis_url or "redis://127.0.0.1")
+    redis_settings = RedisSettings.from_dsn(settings.queue_url)
     metrics = WorkerMetrics()
+    stopping: list[str] = []
 
     async def startup(ctx: dict[str, Any]) -> None:
         client = docker.from_env()
@@ -171,6 +175,7 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
             worker_id=worker_id,
             pool=pool,
             metrics=metrics,
+            stopping=stopping,
         )
         # Bound like the receiver (WEB_HOST): Prometheus scrapes from outside the container.
         if settings.metrics_port is not None:
@@ -199,7 +204,7 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
     config = pipeline_config(settings)
     # A job may wait for its model slot before its run's own time starts.
     timeout = job_time_limit(config.agent, config.test_timeout, config.queue_timeout)
-    return Worker(
+    worker = Worker(
         functions=[
             func(run_solve_issue, name=SOLVE_ISSUE, timeout=timeout, max_tries=2),
             func(run_follow_up, name=FOLLOW_UP, timeout=timeout, max_tries=2),
@@ -213,3 +218,11 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
         poll_delay=0.5,
         handle_signals=True,
     )
+
+    def on_stop(signum: Signals) -> None:
+        # arq cancels the running jobs next; their tracking comments say why.
+        if not stopping:
+            stopping.append(SHUTDOWN_REASON)
+
+    worker.on_stop = on_stop
+    return worker

@@ -12,8 +12,11 @@ from prometheus_client import CollectorRegistry
 from bot.settings import load_settings
 from sandbox.protocol import ExecResult
 from tests.conftest import free_port
+from tests.github_emulator.auth import new_key_pair
 from tests.metrics.exposition import Scrape
 from workers.metrics import MetricsExporter, WorkerMetrics
+
+KEY = new_key_pair()[0]
 
 
 def test_the_exporter_serves_its_own_registry_until_closed() -> None:
@@ -51,7 +54,7 @@ def test_an_empty_metrics_port_turns_the_exporter_off(
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no .env
     monkeypatch.delenv("METRICS_PORT", raising=False)
-    common = {"app_id": 1, "webhook_secret": "s", "private_key": "k"}
+    common = {"app_id": 1, "webhook_secret": "s", "private_key": KEY}
     assert load_settings(**common).metrics_port == 9100
     assert load_settings(**common, metrics_port="").metrics_port is None
     assert load_settings(**common, metrics_port="9200").metrics_port == 9200

@@ -125,7 +125,10 @@ def test_the_command_checks_the_engine_the_image_and_redis(
     assert done.returncode == 0, done.stdout + done.stderr
     assert f"ok    sandbox image: {sandbox_image}" in done.stdout
     assert f"ok    redis: {redis_url} answers" in done.stdout
-    broken = env | {"SANDBOX_IMAGE": "qwen-fix-sandbox:no-such-tag", "MODEL_BASE_URL": "x"}
+    broken = env | {
+        "SANDBOX_IMAGE": "qwen-fix-sandbox:no-such-tag",
+        "MODEL_BASE_URL": f"http://127.0.0.1:{free_port()}/v1",
+    }
     done = subprocess.run(
         [sys.executable, "-m", "workers.cli", "doctor"],
         env=broken, capture_output=True, text=True, timeout=120,

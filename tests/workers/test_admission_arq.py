@@ -19,10 +19,13 @@ from arq.worker import Worker, func
 
 from bot.control import WorkRegistry
 from bot.settings import Settings
+from tests.github_emulator.auth import new_key_pair
 from workers.admission import Admission, AdmissionLimits, Ticket
 from workers.limits import job_time_limit
 from workers.model_slot import ModelSlots
 from workers.worker import build_worker, model_slots, pipeline_config
+
+KEY = new_key_pair()[0]
 
 
 async def held_run(ctx: dict[str, Any], installation: int, hold: float) -> int:
@@ -173,7 +176,7 @@ async def test_a_worker_takes_more_jobs_than_it_runs_and_waits_within_its_timeou
 ) -> None:
     monkeypatch.chdir(tmp_path)  # no stray .env
     settings = Settings(
-        app_id=1, webhook_secret="s", private_key="k", redis_url=redis_url,
+        app_id=1, webhook_secret="s", private_key=KEY, redis_url=redis_url,
         model_base_url="http://gpu:8000/v1", model_queue_timeout=600, worker_held_jobs=20,
     )  # fmt: skip
     worker = build_worker(settings, max_jobs=3)

@@ -16,6 +16,7 @@ from structlog.testing import capture_logs
 
 from bot.settings import Settings
 from tests.conftest import free_port
+from tests.github_emulator.auth import new_key_pair
 from workers.admission import Admission, AdmissionLimits, Ticket
 from workers.model_slot import ModelSlot
 from workers.saturation import (
@@ -27,6 +28,8 @@ from workers.saturation import (
     saturation_reason,
 )
 from workers.tracking import Held
+
+KEY = new_key_pair()[0]
 
 VLLM = """\
 # HELP vllm:num_requests_running Number of requests in model execution batches.
@@ -100,7 +103,7 @@ def test_the_settings_say_unset_derive_and_empty_off(
     monkeypatch: pytest.MonkeyPatch, tmp_path: Path
 ) -> None:
     monkeypatch.chdir(tmp_path)
-    required = {"app_id": 1, "webhook_secret": "s", "private_key": "k"}
+    required = {"app_id": 1, "webhook_secret": "s", "private_key": KEY}
     settings = Settings(**required)  # type: ignore[arg-type]
     assert settings.model_metrics_url is None
     assert (settings.model_max_runs, settings.model_max_runs_per_installation) == (8, 4)

@@ -4,19 +4,24 @@ from __future__ import annotations
 
 import re
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import httpx
+import structlog
 from pydantic import BaseModel, Field, SecretStr
 from tenacity import (
     AsyncRetrying,
+    RetryCallState,
     retry_if_exception,
     stop_after_attempt,
     wait_exponential_jitter,
 )
 
 from workers.agent.profiles import profile_for
+
+log = structlog.get_logger("qwen_fix.model")
 
 
 class ModelConfig(BaseModel):
@@ -171,6 +176,17 @@ def is_retryable(error: BaseException) -> bool:
     return isinstance(error, httpx.TimeoutException | httpx.TransportError)
 
 
+def failure(error: BaseException | None) -> str:
+    """A failed request in a few words."""
+    if isinstance(error, httpx.HTTPStatusError):
+        return f"answered {error.response.status_code}"
+    if isinstance(error, httpx.ConnectError):
+        return "refused the connection (is it running?)"
+    if isinstance(error, httpx.TimeoutException):
+        return "did not answer in time"
+    return f"{type(error).__name__}: {error}"
+
+
 def usage_of(body: dict[str, Any], latency: float) -> Usage:
     usage = body.get("usage") or {}
     details = usage.get("prompt_tokens_details") or {}
@@ -238,8 +254,16 @@ def window_in(record: object) -> int | None:
 class ModelClient:
     """Sends a conversation to the model and returns its reply; accumulates `usage`."""
 
-    def __init__(self, config: ModelConfig, *, transport: httpx.AsyncBaseTransport | None = None):
+    def __init__(
+        self,
+        config: ModelConfig,
+        *,
+        transport: httpx.AsyncBaseTransport | None = None,
+        on_retry: Callable[[str], None] | None = None,
+    ):
         self.config = config
+        self.on_retry = on_retry
+        """Told, in one line, each time a request is about to be retried (`solve` shows it)."""
         self.profile = profile_for(config.model, config.profile)
         self.usage = Usage()
         self.tool_choice = "auto"
@@ -339,6 +363,7 @@ class ModelClient:
             retry=retry_if_exception(is_retryable),
             stop=stop_after_attempt(self.config.max_retries + 1),
             wait=self._backoff(),
+            before_sleep=self._retrying,
             reraise=True,
         )
         try:
@@ -354,6 +379,18 @@ class ModelClient:
         except httpx.HTTPError as exc:
             raise ModelError(self._unreachable(exc)) from exc
         raise ModelError("no attempt was made")  # unreachable: tenacity makes at least one
+
+    def _retrying(self, state: RetryCallState) -> None:
+        """Say so, from the first failure: a wait nobody sees looks like a hang."""
+        error = state.outcome.exception() if state.outcome is not None else None
+        wait = state.next_action.sleep if state.next_action is not None else 0.0
+        text = (
+            f"model server at {self.config.base_url}: {failure(error)}; retrying in "
+            f"{wait:.0f} s (attempt {state.attempt_number + 1} of {self.config.max_retries + 1})"
+        )
+        log.warning("model.retrying", detail=text)
+        if self.on_retry is not None:
+            self.on_retry(text)
 
     def _unreachable(self, exc: BaseException) -> str:
         return (
