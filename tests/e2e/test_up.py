@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+import docker
 import pytest
 
 from tests.e2e.conftest import MakeHarness
@@ -56,6 +57,20 @@ def redis_servers_of(h: Harness) -> list[int]:
     return pids
 
 
+def containers_of(h: Harness) -> list[str]:
+    """Containers, running or not, that mount anything under this harness's directory."""
+    client = docker.from_env()
+    try:
+        mine = str(h.root)
+        return [
+            str(c["Id"])
+            for c in client.api.containers(all=True)
+            if any(str(m.get("Source", "")).startswith(mine) for m in c.get("Mounts") or [])
+        ]
+    finally:
+        client.close()
+
+
 def listening(port: int) -> bool:
     with socket.socket() as sock:
         return sock.connect_ex(("127.0.0.1", port)) == 0
@@ -86,6 +101,8 @@ def stop_mid_job(h: Harness, process: subprocess.Popen[bytes], output: Path, how
     job_id = json.loads(h.label(issue)["response"]["payload"])["detail"]
     h.wait_for("the model to be asked", lambda: h.model.requests)
     assert len(h.sandboxes(job_id)) == 1
+    # The job's sandbox, and the one the warm pool starts for the next job.
+    h.wait_for("the pool to refill", lambda: len(containers_of(h)) == 2 or None, timeout=60)
     before = len(output.read_text())
     if how == "ctrl-c":
         os.killpg(process.pid, signal.SIGINT)  # what the terminal sends the foreground group
@@ -98,5 +115,6 @@ def stop_mid_job(h: Harness, process: subprocess.Popen[bytes], output: Path, how
     body = h.tracking(issue) or ""
     assert "Stopped: the worker shut down; the job runs again when a worker is back" in body
     assert h.sandboxes(job_id) == []
+    assert containers_of(h) == []  # the warm pool's sandbox too
     assert not listening(h.web_port)
     assert redis_servers_of(h) == []
