@@ -223,6 +223,21 @@ def _eval_parser(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> No
     evaluate.add_argument("instances", type=Path, help="JSONL file of instances")
     evaluate.add_argument("--workers", type=int, default=2, help="instances at once (default 2)")
     evaluate.add_argument(
+        "--repos-from",
+        default="https://github.com",
+        help="Git base URL an instance's owner/name repo is cloned from (default GitHub)",
+    )
+    evaluate.add_argument(
+        "--predictions",
+        type=Path,
+        help="judge these patches (SWE-bench predictions JSONL) instead of running the agent",
+    )
+    evaluate.add_argument(
+        "--mirrors",
+        type=Path,
+        help="directory of local mirrors: DIR/owner/name[.git] or DIR/owner__name[.git]",
+    )
+    evaluate.add_argument(
         "--out-dir",
         type=Path,
         default=Path("qwen-fix-eval"),

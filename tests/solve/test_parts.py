@@ -1,4 +1,5 @@
-"""The pure parts of local runs: pytest -rA parsing, verdicts, instances, progress lines."""
+"""The pure parts of local runs: the eval summary, task text, progress lines (the rest of eval's
+pure parts: tests/solve/test_eval_parts.py)."""
 
 from __future__ import annotations
 
@@ -7,77 +8,9 @@ import io
 from workers.agent.model import Usage
 from workers.agent.tools import TodoItem
 from workers.agent.trajectory import StepRecord
-from workers.eval import (
-    Instance,
-    InstanceReport,
-    Verdict,
-    evaluation_command,
-    is_resolved,
-    parse_test_statuses,
-    summary_line,
-)
+from workers.eval import InstanceReport, Verdict, summary_line
 from workers.progress import ProgressDisplay, step_line, verdict
 from workers.solve import task_of
-
-# The tail of a real `python3 -m pytest -rA` run (pytest 7.2), ids with brackets and " - ".
-PYTEST_LOG = """\
-============================= test session starts ==============================
-collected 6 items
-
-t.py .F.sx                                                               [100%]
-
-=========================== short test summary info ============================
-PASSED t.py::test_a
-PASSED t.py::test_p[1 - 2]
-FAILED t.py::test_b - AssertionError: assert 1 == 2
-FAILED t.py::test_p[1 - 2 - 3] - ValueError: x - y
-ERROR t.py::test_c - fixture 'db' not found
-SKIPPED [1] t.py:9: no network
-XFAIL t.py::test_x - known bug
-==================== 2 failed, 2 passed, 1 skipped, 1 xfailed in 0.05s ====================
-"""
-
-
-def test_pytest_summary_lines_are_parsed_exactly() -> None:
-    ids = [
-        "t.py::test_a",
-        "t.py::test_b",
-        "t.py::test_p[1 - 2]",
-        "t.py::test_p[1 - 2 - 3]",
-        "t.py::test_c",
-        "t.py::test_x",
-        "t.py::test_never_ran",
-        "t.py::test_a[1]",
-    ]
-    assert parse_test_statuses(PYTEST_LOG, ids) == {
-        "t.py::test_a": "PASSED",
-        "t.py::test_b": "FAILED",
-        "t.py::test_p[1 - 2]": "PASSED",
-        "t.py::test_p[1 - 2 - 3]": "FAILED",
-        "t.py::test_c": "ERROR",
-        "t.py::test_x": "XFAIL",
-        "t.py::test_never_ran": "MISSING",
-        "t.py::test_a[1]": "MISSING",
-    }
-
-
-def instance(**fields: object) -> Instance:
-    base = {"instance_id": "x", "repo": ".", "base_commit": "HEAD", "problem_statement": "p"}
-    return Instance.model_validate(base | {"FAIL_TO_PASS": ["t.py::test_a"]} | fields)
-
-
-def test_resolved_needs_every_fail_to_pass_and_pass_to_pass_test_passing() -> None:
-    case = instance(PASS_TO_PASS='["t.py::test_x"]')
-    assert case.PASS_TO_PASS == ["t.py::test_x"]
-    assert is_resolved(case, {"t.py::test_a": "PASSED", "t.py::test_x": "XFAIL"})
-    assert not is_resolved(case, {"t.py::test_a": "PASSED", "t.py::test_x": "FAILED"})
-    assert not is_resolved(case, {"t.py::test_a": "MISSING", "t.py::test_x": "PASSED"})
-
-
-def test_the_test_command_quotes_ids_and_honours_test_cmd() -> None:
-    case = instance(FAIL_TO_PASS='["t.py::test_p[a b]", "t.py::test_a"]', test_cmd="pytest -rA -x")
-    assert evaluation_command(case) == "pytest -rA -x 't.py::test_p[a b]' t.py::test_a"
-    assert evaluation_command(instance()).startswith("python3 -m pytest -rA ")
 
 
 def test_summary_line() -> None:
