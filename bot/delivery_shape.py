@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from typing import Any
 
-from fastapi import Request
+from starlette.types import Receive
 
 from bot.routing import Cancel, FollowUp, MalformedPayload, StatusRequest, Trigger
 
@@ -31,14 +32,46 @@ MAX_ID = 2**63 - 1
 """GitHub's ids and numbers are positive 64-bit integers."""
 
 
-async def read_body(request: Request) -> bytes | None:
-    """The raw body, or None once it outgrows GitHub's cap (the rest is left unread)."""
+async def read_body(receive: Receive) -> bytes | None:
+    """The raw body from the ASGI server, or None once it outgrows GitHub's cap (the rest is
+    left unread)."""
     body = bytearray()
-    async for chunk in request.stream():
-        body += chunk
+    while True:
+        message = await receive()
+        body += message.get("body", b"")
         if len(body) > MAX_BODY:
             return None
-    return bytes(body)
+        if not message.get("more_body", False):
+            return bytes(body)
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryHeaders:
+    """The four headers a delivery is handled by, as text (latin-1, as HTTP carries them)."""
+
+    signature: str | None
+    event: str
+    delivery_id: str
+    content_type: str | None
+
+    @classmethod
+    def of(cls, raw: Iterable[tuple[bytes, bytes]]) -> DeliveryHeaders:
+        """From the ASGI scope's header list (lower-case names); the first of repeated ones."""
+        found: dict[bytes, str] = {}
+        for name, value in raw:
+            if name in _WANTED and name not in found:
+                found[name] = value.decode("latin-1")
+        return cls(
+            found.get(b"x-hub-signature-256"),
+            found.get(b"x-github-event", ""),
+            found.get(b"x-github-delivery", ""),
+            found.get(b"content-type"),
+        )
+
+
+_WANTED = frozenset(
+    {b"x-hub-signature-256", b"x-github-event", b"x-github-delivery", b"content-type"}
+)
 
 
 def header_problem(

@@ -25,6 +25,28 @@ PERMISSION_TTL = 60.0
 """Seconds a permission answer is trusted; a revoked collaborator loses access within this."""
 
 
+class SharedTransport(httpx.AsyncBaseTransport):
+    """One connection pool, and one TLS context, for every GitHub client of an app.
+
+    githubkit makes an httpx client per request and closes it after. Without a transport given,
+    each of those loads the CA bundle (27 ms of CPU here) and opens a new connection; closing a
+    client must not close the pool the others share, so only `close` does. Proxies set in the
+    environment still apply: httpx routes their URLs to transports of its own.
+    """
+
+    def __init__(self) -> None:
+        self._pool = httpx.AsyncHTTPTransport()
+
+    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
+        return await self._pool.handle_async_request(request)
+
+    async def aclose(self) -> None:
+        pass
+
+    async def close(self) -> None:
+        await self._pool.aclose()
+
+
 def can_trigger(permission: str) -> bool:
     return permission in WRITE_PERMISSIONS
 
@@ -54,7 +76,8 @@ class GitHubApp:
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         self.api_url = api_url.rstrip("/") + "/"
-        self._transport = transport
+        self._own_transport = SharedTransport() if transport is None else None
+        self._transport = transport or self._own_transport
         # githubkit's default cache is process-wide and keys the app JWT by app id alone;
         # one per app keeps two apps (or two GitHub hosts) with the same id apart.
         self._cache = MemCacheStrategy()
@@ -95,6 +118,11 @@ class GitHubApp:
             expires = _parse_time(data.expires_at)
             self._tokens[installation_id] = InstallationToken(data.token, expires)
             return data.token
+
+    async def close(self) -> None:
+        """Close the connection pool this app made for itself (a given transport stays open)."""
+        if self._own_transport is not None:
+            await self._own_transport.close()
 
     async def bot_login(self) -> str:
         """The account the app acts as on GitHub, `<slug>[bot]`; asked once (GET /app)."""

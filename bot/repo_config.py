@@ -98,9 +98,11 @@ class RepoConfig(_Section):
     """Command run in the sandbox before the agent starts, e.g. installing dependencies; the only
     phase with network access, and only to the hosts in `egress`."""
     test: Command | None = None
-    """Command that runs the tests; unset, the worker detects one from the repository."""
+    """Command that runs the tests, used as it is; unset, the worker detects one from the
+    repository's files and checks that the sandbox image has its tool."""
     image: Annotated[str, Field(min_length=1), Expect("a Docker image name")] | None = None
-    """Sandbox image to use instead of the app's default."""
+    """Sandbox image to use instead of the repository's dev container or the app's default;
+    pulled when the worker's engine does not have it."""
     branch_prefix: BranchPrefix = "qwen-fix/"
     """Start of the name of each branch the app pushes."""
     draft: Literal["on_failure", "always", "never"] = "on_failure"

@@ -7,6 +7,8 @@ from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field
 
+STANDARD_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+
 
 class SandboxConfig(BaseModel):
     """How a sandbox container is made; built by the worker from its settings."""
@@ -15,6 +17,9 @@ class SandboxConfig(BaseModel):
 
     image: str = "qwen-fix-sandbox:latest"
     """Image to run; it must provide /bin/sh (and git, for `diff`)."""
+    search_path: str = STANDARD_PATH
+    """PATH inside the container: the image's own when it sets one, since toolchain images
+    (Go's, Rust's, dev containers) keep their tools off the standard path."""
     memory: str = "4g"
     """Memory limit (docker syntax: 512m, 4g); swap is capped at the same value."""
     cpus: Annotated[float, Field(gt=0)] = 2.0

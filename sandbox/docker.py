@@ -32,7 +32,6 @@ from sandbox.fresh_exec import FINAL_DIFF_SCRIPT, SWEEP_SCRIPT, FreshExec
 from sandbox.protocol import ExecResult
 from sandbox.shell import STATE_FILE, ShellChannel
 
-SEARCH_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
 DIFF_INDEX = "/tmp/.qwen-fix-diff-index"
 DIFF_PATCH = "/tmp/.qwen-fix-diff.patch"
 MAX_SYMLINK_HOPS = 8
@@ -53,7 +52,7 @@ class SandboxError(RuntimeError):
 def sandbox_environment(config: SandboxConfig) -> dict[str, str]:
     """The whole environment of the container: nothing from the worker, so no secrets."""
     return {
-        "PATH": SEARCH_PATH,
+        "PATH": config.search_path,
         "HOME": config.home,
         "LANG": "C.UTF-8",
         "TERM": "dumb",
@@ -63,6 +62,9 @@ def sandbox_environment(config: SandboxConfig) -> dict[str, str]:
         "PYTHONDONTWRITEBYTECODE": "1",
         "PYTHONUNBUFFERED": "1",
         "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        # No network: npm must not look for a newer npm, or ask for funding, on every run.
+        "NPM_CONFIG_UPDATE_NOTIFIER": "false",
+        "NPM_CONFIG_FUND": "false",
         "DEBIAN_FRONTEND": "noninteractive",
     }
 

@@ -2,12 +2,18 @@
 
 For machines that cannot pull images. The tag is a hash of the recipe, so a changed recipe
 builds a new image and an unchanged one is never rebuilt.
+
+The image is a development image: the toolchains most repositories' tests need (Python with pip
+and venv, make and a C/C++ compiler, Node.js with npm, git). debootstrap lays down a minimal
+Debian and apt, run in that root, installs the rest: debootstrap's own resolver cannot install
+npm (its dependencies name virtual packages), apt's can, and downloads faster.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -17,12 +23,29 @@ from pathlib import Path
 import docker
 from docker.errors import ImageNotFound
 
-RECIPE_VERSION = "3"
+RECIPE_VERSION = "4"
 """Bump when the build steps below change in a way the recipe fields do not show."""
 
 REPOSITORY = "qwen-fix-sandbox"
 SUITE = "bookworm"
-PACKAGES = ("git", "python3", "python3-pytest", "ca-certificates", "procps")
+PACKAGES = (
+    # the shell channel, diff() and the agent's tools
+    "ca-certificates",
+    "git",
+    "procps",
+    # Python: `python` and `python3`, pip, venv; pytest for repositories without a setup step
+    "python3",
+    "python-is-python3",
+    "python3-pip",
+    "python3-venv",
+    "python3-pytest",
+    # make, gcc, g++, libc headers: Makefiles and native extensions (pip and node-gyp build them)
+    "build-essential",
+    # JavaScript and TypeScript projects
+    "nodejs",
+    "npm",
+)
+"""Installed with apt (no recommends) on top of debootstrap's minbase variant."""
 SANDBOX_UID = 1000
 SANDBOX_USER = "sandbox"
 SANDBOX_HOME = "/home/sandbox"
@@ -34,8 +57,32 @@ IMAGE_CHANGES = (
     "WORKDIR /workspace",
     'CMD ["/bin/sh"]',
 )
-# Trimmed from the rootfs: package caches and docs nobody reads inside a sandbox.
-PRUNED_DIRS = ("var/cache/apt/archives", "var/lib/apt/lists", "usr/share/doc", "usr/share/man")
+# Trimmed from the rootfs: package lists and caches, and docs and translations nobody reads
+# inside a sandbox (LANG is C.UTF-8).
+PRUNED_DIRS = (
+    "var/cache/apt",
+    "var/lib/apt/lists",
+    "usr/share/doc",
+    "usr/share/man",
+    "usr/share/info",
+    "usr/share/locale",
+)
+APT_OPTIONS = (
+    "-y",
+    "-qq",
+    "--no-install-recommends",
+    "-o",
+    "Acquire::Retries=3",
+    "-o",
+    "Dpkg::Use-Pty=0",
+    # The rootfs is tarred up right after: dpkg need not fsync each file it unpacks.
+    "-o",
+    "Dpkg::Options::=--force-unsafe-io",
+)
+# Files dpkg never unpacks (same as PRUNED_DIRS, for the packages apt installs).
+DPKG_EXCLUDES = "".join(
+    f"path-exclude=/{directory}/*\n" for directory in PRUNED_DIRS if directory.startswith("usr/")
+)
 
 
 class ImageBuildError(RuntimeError):
@@ -51,6 +98,7 @@ def recipe_tag() -> str:
         "user": [SANDBOX_USER, SANDBOX_UID, SANDBOX_HOME],
         "changes": IMAGE_CHANGES,
         "pruned": PRUNED_DIRS,
+        "apt": APT_OPTIONS,
     }
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()
     return f"{REPOSITORY}:{digest[:12]}"
@@ -82,6 +130,7 @@ def build_image(client: docker.DockerClient, tag: str) -> None:
     with tempfile.TemporaryDirectory(prefix="qwen-fix-rootfs-") as scratch:
         rootfs = Path(scratch) / "rootfs"
         _debootstrap(debootstrap, rootfs)
+        _install_packages(rootfs)
         _add_sandbox_user(rootfs)
         _configure_git(rootfs)
         _prune(rootfs)
@@ -95,8 +144,18 @@ def build_image(client: docker.DockerClient, tag: str) -> None:
 
 def _debootstrap(debootstrap: str, rootfs: Path) -> None:
     # No mirror argument: debootstrap's default mirror is the one that works everywhere here.
-    include = ",".join(PACKAGES)
-    _run([debootstrap, "--variant=minbase", f"--include={include}", SUITE, str(rootfs)])
+    _run([debootstrap, "--variant=minbase", SUITE, str(rootfs)])
+
+
+def _install_packages(rootfs: Path) -> None:
+    """apt-get install PACKAGES inside the rootfs (chroot: debootstrap already needs root)."""
+    excludes = rootfs / "etc/dpkg/dpkg.cfg.d/qwen-fix-excludes"
+    excludes.write_text(DPKG_EXCLUDES)
+    environment = {**os.environ, "DEBIAN_FRONTEND": "noninteractive", "LC_ALL": "C"}
+    chroot = ["chroot", str(rootfs)]
+    _run([*chroot, "apt-get", "-qq", "update"], env=environment)
+    _run([*chroot, "apt-get", "install", *APT_OPTIONS, *PACKAGES], env=environment)
+    _run([*chroot, "apt-get", "clean"], env=environment)
 
 
 def _add_sandbox_user(rootfs: Path) -> None:
@@ -129,8 +188,8 @@ def _append(path: Path, line: str) -> None:
         file.write(line)
 
 
-def _run(argv: list[str]) -> None:
-    completed = subprocess.run(argv, capture_output=True, text=True, check=False)
+def _run(argv: list[str], env: dict[str, str] | None = None) -> None:
+    completed = subprocess.run(argv, capture_output=True, text=True, check=False, env=env)
     if completed.returncode != 0:
         tail = (completed.stderr or completed.stdout)[-2000:]
         raise ImageBuildError(f"{argv[0]} failed ({completed.returncode}):\n{tail}")

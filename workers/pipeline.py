@@ -50,16 +50,18 @@ from workers.publish import (
     upsert_pull_request,
 )
 from workers.push_target import issue_branch_refusal
+from workers.sandbox_image import SandboxImageError, prepare_image
+from workers.test_command import TestChoice, choose_in_sandbox, configured
 from workers.tracking import Progress, TrackingComment, plan_markdown
 from workers.verification import verify as verify_change
 from workers.workspace import (
     REPO_CONFIG_PATH,
     Checkout,
     clean_up,
-    guess_test_command,
     prepare,
     read_trusted,
     trusted_guidance,
+    trusted_test_candidates,
 )
 
 log = structlog.get_logger("qwen_fix.pipeline")
@@ -238,25 +240,32 @@ async def run_agent_stage(
     Once the agent is done, everything it left running is stopped and its change is read
     before the tests run, so the verdict is about the change that gets published.
     """
-    test_command = config.test or await guess_test_command(found)
-    sandbox_config = deps.config.sandbox
-    if config.image:
-        sandbox_config = sandbox_config.model_copy(update={"image": config.image})
+    try:
+        image = await prepare_image(
+            deps.docker, found, config.image, deps.config.sandbox.image,
+            announce=lambda line: tracking.update(environment=[line]),
+        )  # fmt: skip
+    except SandboxImageError as exc:
+        raise JobFailed(str(exc)) from None
+    await tracking.update(environment=[image.summary])
     try:
         await hold_model_slot(tracking)
     except QueueTimedOut as exc:
         raise JobFailed(str(exc)) from None
     await tracking.update(state="working", headline=tracking.progress.headline)
     starting = time.monotonic()
-    sandbox, slot = await _start_sandbox(deps, job_id, found, sandbox_config)
+    sandbox, slot = await _start_sandbox(deps, job_id, found, image.apply(deps.config.sandbox))
     deps.metrics.sandbox_started(time.monotonic() - starting)
     try:
         await _setup(sandbox, config)
+        tests = await _choose_tests(found, sandbox, config)
+        await tracking.update(environment=[image.summary, tests.summary()])
         sandbox.mark_baseline()
         full_task = replace(
             task,
             guidance=_guidance(await trusted_guidance(found), config),
-            test_command=test_command,
+            test_command=tests.command,
+            no_test_reason=tests.agent_note(),
         )
         result = await run_agent(
             full_task,
@@ -275,11 +284,19 @@ async def run_agent_stage(
         if verify:
             await tracking.update(state="testing", headline="Running the tests")
             verification = await verify_change(
-                sandbox, test_command, deps.config.test_timeout, metrics=deps.metrics
+                sandbox, tests.command, deps.config.test_timeout, metrics=deps.metrics
             )
     finally:
         await (slot.discard() if slot is not None else sandbox.close())
-    return Run(result, verification, patch, test_command, config)
+    return Run(result, verification, patch, tests.command, config)
+
+
+async def _choose_tests(found: Checkout, sandbox: DockerSandbox, config: RepoConfig) -> TestChoice:
+    """The config's `test:` as it is, else the first detected command whose tool the sandbox
+    has (looked for after setup, which may install it)."""
+    if config.test:
+        return configured(config.test)
+    return await choose_in_sandbox(sandbox, await trusted_test_candidates(found))
 
 
 async def _start_sandbox(
@@ -287,7 +304,7 @@ async def _start_sandbox(
 ) -> tuple[DockerSandbox, Slot | None]:
     """A pooled sandbox when the worker keeps a pool of this image, else a fresh one; either
     way over a checkout of the base commit that only the sandbox writes to."""
-    if deps.pool is not None and deps.pool.config.image == config.image:
+    if deps.pool is not None and _pool_serves(deps.pool, config):
         slot = await deps.pool.take()
         try:
             await checkout(found.mirror, slot.workspace_dir, found.base)
@@ -301,6 +318,12 @@ async def _start_sandbox(
         labels={WORKER_LABEL: deps.worker_id}, name=container_name(job_id),
     )  # fmt: skip
     return sandbox, None
+
+
+def _pool_serves(pool: SandboxPool, config: SandboxConfig) -> bool:
+    """The pool's sandboxes run this image with this PATH (their lifetime is the pool's own)."""
+    ours = (config.image, config.search_path)
+    return (pool.config.image, pool.config.search_path) == ours
 
 
 async def load_repo_config(found: Checkout) -> RepoConfig:

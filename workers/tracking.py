@@ -67,10 +67,14 @@ class Progress:
     detail: str = ""
     """Closing text: the pull request, the plan, the answer or the reason and how to retry."""
     held: Held | None = None
+    environment: list[str] = field(default_factory=list)
+    """What the sandbox runs, one line each: its image and test command, with why."""
 
 
 def render_tracking(progress: Progress, now: float) -> str:
     lines = [MARKER, f"{ICONS[progress.state]} **{progress.headline}**", ""]
+    if progress.environment:
+        lines += [*progress.environment, ""]
     if progress.held is not None and progress.state == "queued":
         lines += [held_line(progress.held), ""]
     if progress.plan:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import socket
 import time
 import uuid
@@ -35,6 +36,7 @@ from workers.metrics import MetricsExporter, WorkerMetrics
 from workers.model_slot import ModelSlots
 from workers.pipeline import Deps, Outcome, PipelineConfig, solve_issue
 from workers.run_settings import agent_config, model_config
+from workers.sandbox_image import with_image_path
 from workers.saturation import SaturationProbe, SaturationThresholds, metrics_url
 
 log = structlog.get_logger("qwen_fix.worker")
@@ -143,6 +145,8 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
     async def startup(ctx: dict[str, Any]) -> None:
         client = docker.from_env()
         config = pipeline_config(settings)
+        sandbox = await asyncio.to_thread(with_image_path, client, config.sandbox)
+        config = dataclasses.replace(config, sandbox=sandbox)
         removed = await asyncio.to_thread(reap_orphans, client)
         # Directories that go with sandboxes, left behind by workers that died.
         leftovers = [

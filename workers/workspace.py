@@ -19,7 +19,7 @@ from bot.github import GitHubApp
 from bot.repo_config import CONFIG_PATH
 from workers.agent.prompts import GUIDANCE_FILES, GUIDANCE_LIMIT
 from workers.git import GitAuth, GitError, MirrorCache, git, resolve
-from workers.test_command import detect_test_command
+from workers.test_command import READ_FOR_DETECTION, TestCommand, candidate_commands
 
 REPO_CONFIG_PATH = CONFIG_PATH
 REGULAR_FILES = ("100644", "100755")
@@ -100,14 +100,15 @@ async def trusted_guidance(found: Checkout) -> str:
     return "\n\n".join(parts)[:GUIDANCE_LIMIT]
 
 
-async def guess_test_command(found: Checkout) -> str | None:
+async def trusted_test_candidates(found: Checkout) -> list[TestCommand]:
+    """The test commands the default branch's files suggest, most likely first."""
     listing = await git("ls-tree", "-r", "--name-only", found.trusted, cwd=found.mirror)
     files = listing.splitlines()
     texts: dict[str, str] = {}
-    for path in ("Makefile", "package.json", "pyproject.toml"):
+    for path in READ_FOR_DETECTION:
         if path in files:
             texts[path] = await read_trusted(found, path) or ""
-    return detect_test_command(files, lambda path: texts.get(path, ""))
+    return candidate_commands(files, lambda path: texts.get(path, ""))
 
 
 def _fresh_dir(path: Path) -> None:

@@ -14,10 +14,11 @@ import httpx
 import pytest
 from arq import create_pool
 from arq.connections import ArqRedis, RedisSettings
+from starlette.types import ASGIApp
 
 from bot.control import WorkRegistry
 from bot.deliveries import DeliveryLog
-from bot.github import GitHubApp
+from bot.github import GitHubApp, SharedTransport
 from bot.jobs import SOLVE_ISSUE, IssueJob
 from bot.receiver import WEBHOOK_PATH, Receiver, create_app
 from bot.routing import Rules
@@ -37,6 +38,7 @@ class World:
     client: httpx.AsyncClient
     queue: ArqRedis
     issue: int
+    app: ASGIApp
 
     async def post(
         self, event: str, payload: Any, *, delivery: str, signature: str | None = None
@@ -88,9 +90,10 @@ async def world(emulator: GitHubEmulator, redis_url: str) -> AsyncIterator[World
         deliveries=DeliveryLog(queue),
         registry=WorkRegistry(queue),
     )
-    transport = httpx.ASGITransport(app=create_app(receiver=receiver))
+    app = create_app(receiver=receiver)
+    transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
-        yield World(emulator, client, queue, issue)
+        yield World(emulator, client, queue, issue, app)
     await queue.aclose()
 
 
@@ -328,3 +331,103 @@ async def test_a_body_larger_than_github_sends_is_413_before_the_signature(world
         headers={"X-GitHub-Event": "issues", "X-GitHub-Delivery": "big"},
     )
     assert response.status_code == 413
+
+
+def reaction_posts(world: World) -> list[str]:
+    return [
+        r.path for r in world.emulator.requests if r.method == "POST" and "/reactions" in r.path
+    ]
+
+
+async def test_a_burst_of_triggers_on_one_issue_gets_one_reaction(world: World) -> None:
+    payload = world.labeled("maintainer")
+    for delivery in ("b-1", "b-2", "b-3"):
+        assert (await world.post("issues", payload, delivery=delivery)).status_code == 202
+    # GitHub keeps one 👀 per user anyway: the repeats are not sent to wait behind the pacing.
+    assert len(reaction_posts(world)) == 1
+    reactions = world.emulator.reactions(REPO, issue=world.issue)
+    assert [r["content"] for r in reactions] == ["eyes"]
+
+
+async def test_a_comment_after_a_label_gets_its_own_reaction(world: World) -> None:
+    labeled = await world.post("issues", world.labeled("maintainer"), delivery="c-1")
+    assert labeled.status_code == 202
+    comment = world.emulator.add_comment(REPO, world.issue, "/qwen-fix plan", "maintainer")
+    payload = world.emulator.webhook(
+        "issue_comment", "created", repo=REPO, sender="maintainer", issue=world.issue,
+        comment=comment,
+    )  # fmt: skip
+    assert (await world.post("issue_comment", payload, delivery="c-2")).status_code == 202
+    assert len(reaction_posts(world)) == 2
+    reactions = world.emulator.reactions(REPO, comment=comment)
+    assert [r["content"] for r in reactions] == ["eyes"]
+
+
+async def test_other_methods_on_the_webhook_path_are_405(world: World) -> None:
+    for method in ("GET", "PUT", "DELETE"):
+        response = await world.client.request(method, WEBHOOK_PATH)
+        assert response.status_code == 405, method
+        assert response.headers["allow"] == "POST"
+
+
+async def asgi_post(
+    world: World, chunks: list[bytes], delivery: str
+) -> tuple[int, dict[str, Any], int]:
+    """POST to the app's ASGI interface with the body in several messages, as a server does
+    with a large or slow body; the answer's status and body, and how many messages were left
+    unread."""
+    body = b"".join(chunks)
+    headers = [
+        (b"x-github-event", b"issues"),
+        (b"x-github-delivery", delivery.encode()),
+        (b"x-hub-signature-256", sign(SECRET.encode(), body).encode()),
+        (b"content-type", b"application/json"),
+    ]
+    scope = {"type": "http", "method": "POST", "path": WEBHOOK_PATH, "headers": headers}
+    messages = [
+        {"type": "http.request", "body": chunk, "more_body": index < len(chunks) - 1}
+        for index, chunk in enumerate(chunks)
+    ]
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return messages.pop(0) if messages else {"type": "http.disconnect"}
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    await world.app(scope, receive, send)
+    return sent[0]["status"], json.loads(sent[1]["body"]), len(messages)
+
+
+async def test_a_body_sent_in_chunks_is_read_whole(world: World) -> None:
+    body = json.dumps(world.labeled("maintainer")).encode()
+    chunks = [body[i : i + 1000] for i in range(0, len(body), 1000)]
+    status, answer, unread = await asgi_post(world, chunks, "chunked-1")
+    assert (status, answer["status"], unread) == (202, "queued", 0)
+
+
+async def test_chunks_beyond_githubs_cap_are_413_before_the_rest_is_read(world: World) -> None:
+    github_cap = 25 * 1024 * 1024
+    chunks = [b" " * (github_cap // 2)] * 4
+    status, answer, unread = await asgi_post(world, chunks, "chunked-big")
+    assert (status, answer["status"], unread) == (413, "rejected", 1)
+    assert await world.queued() == []
+
+
+async def test_github_clients_share_one_transport_that_outlives_each(
+    emulator: GitHubEmulator,
+) -> None:
+    key = emulator.add_app(APP_ID)
+    installation = emulator.add_installation(APP_ID, "octo-org", account_type="Organization")
+    emulator.add_repo("octo-org", "widgets", {"README.md": "widgets\n"}, installation)
+    emulator.set_permission(REPO, "maintainer", "write")
+    transport = SharedTransport()
+    github = GitHubApp(APP_ID, key, emulator.api_url, transport=transport)
+    try:
+        # githubkit closes its client after each call: the next calls still have the pool.
+        assert await github.permission(installation, REPO, "maintainer") == "write"
+        assert await github.permission(installation, REPO, "stranger") == "none"
+        assert await github.bot_login() == f"app-{APP_ID}[bot]"
+    finally:
+        await transport.close()

@@ -78,6 +78,8 @@ def task_message(task: Task, fence: Fence | None = None) -> str:
         parts.append(fence.wrap("repository guidance", task.guidance))
     if task.test_command:
         parts.append(f"The project's tests run with: `{task.test_command}` (tool `run_tests`).")
+    elif task.mode == "fix":
+        parts.append(no_test_command(task.no_test_reason))
     if task.mode == "plan":
         parts.append("Deliver a plan only (the `todo` list and the `submit` summary); no edits.")
     if task.mode == "ask":
@@ -86,6 +88,16 @@ def task_message(task: Task, fence: Fence | None = None) -> str:
             "will be posted: make it complete, with file and line references; no edits."
         )
     return "\n\n".join(parts)
+
+
+def no_test_command(reason: str) -> str:
+    """What the agent is told when no test command is known."""
+    why = f": {reason}" if reason else "."
+    return (
+        f"No test command is known for this repository{why} There is no `run_tests` tool: find "
+        "how the tests run (README, CI workflows, Makefile, package.json) and run them with "
+        "`bash`; if the sandbox lacks what they need, say so in your summary."
+    )
 
 
 async def read_guidance(sandbox: Sandbox) -> str:

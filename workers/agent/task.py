@@ -25,3 +25,5 @@ class Task:
     they can write to the repository."""
     requested_by: str = ""
     """The login of that person."""
+    no_test_reason: str = ""
+    """With no test command: why none is known and how a maintainer sets one."""
