@@ -8,12 +8,16 @@ from dataclasses import dataclass
 from datetime import datetime
 
 import httpx
+import structlog
 from githubkit import AppAuthStrategy, GitHub, TokenAuthStrategy
 from githubkit.cache.mem_cache import MemCacheStrategy
 from githubkit.exception import RequestFailed
+from githubkit.typing import RetryDecisionFunc
 
 from bot.redaction import register_secret
 from bot.throttle import RETRY, WriteThrottler
+
+log = structlog.get_logger("qwen_fix.github")
 
 WRITE_PERMISSIONS = frozenset({"admin", "maintain", "write"})
 """Permission levels allowed to start work: labelling alone needs only triage."""
@@ -34,17 +38,49 @@ class SharedTransport(httpx.AsyncBaseTransport):
     environment still apply: httpx routes their URLs to transports of its own.
     """
 
-    def __init__(self) -> None:
+    def __init__(self, *, backoff: float = 1.0) -> None:
         self._pool = httpx.AsyncHTTPTransport()
+        self._backoff = backoff
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self._pool.handle_async_request(request)
+        """The answer; a dropped connection is retried (TRANSPORT_RETRIES times, backing off)
+        when sending again cannot do a write twice (githubkit retries 5xx and rate limits)."""
+        for attempt in range(TRANSPORT_RETRIES + 1):
+            try:
+                response = await self._pool.handle_async_request(request)
+                # Read here, so a connection dropped in the middle of the body is retried too
+                # (GitHub's answers are JSON documents, not streams).
+                await response.aread()
+                return response
+            except httpx.TransportError as exc:
+                if attempt == TRANSPORT_RETRIES or not _safe_to_resend(request, exc):
+                    raise
+                log.warning(
+                    "github.connection_failed", method=request.method, path=request.url.path,
+                    error=type(exc).__name__, attempt=attempt + 1,
+                )  # fmt: skip
+                await asyncio.sleep(self._backoff * 2**attempt)
+        raise AssertionError("unreachable")
 
     async def aclose(self) -> None:
         pass
 
     async def close(self) -> None:
         await self._pool.aclose()
+
+
+TRANSPORT_RETRIES = 3
+IDEMPOTENT = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE", "PATCH"})
+"""Methods that do the same however often they are sent (GitHub's PATCH routes set fields)."""
+
+
+def _safe_to_resend(request: httpx.Request, error: httpx.TransportError) -> bool:
+    """A request GitHub cannot have acted on (no connection was made), or one that does the
+    same however often it is sent. A POST whose answer was lost may have been done
+    (a comment posted): sending it again could do it twice, so its error stands."""
+    if isinstance(error, httpx.ConnectError | httpx.ConnectTimeout | httpx.PoolTimeout):
+        return True
+    return request.method in IDEMPOTENT
 
 
 def can_trigger(permission: str) -> bool:
@@ -74,7 +110,11 @@ class GitHubApp:
         api_url: str,
         *,
         transport: httpx.AsyncBaseTransport | None = None,
+        retry: RetryDecisionFunc = RETRY,
     ) -> None:
+        """`retry`: how failed requests are tried again (the receiver's must be brief)."""
+        self.app_id = app_id
+        self._retry = retry
         self.api_url = api_url.rstrip("/") + "/"
         self._own_transport = SharedTransport() if transport is None else None
         self._transport = transport or self._own_transport
@@ -97,7 +137,7 @@ class GitHubApp:
             http_cache=False,
             cache_strategy=self._cache,
             throttler=self._throttler,
-            auto_retry=RETRY,
+            auto_retry=self._retry,
             user_agent="qwen-fix",
         )
 

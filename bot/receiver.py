@@ -13,7 +13,7 @@ from typing import Any
 
 import structlog
 from arq import create_pool
-from arq.connections import ArqRedis, RedisSettings
+from arq.connections import ArqRedis
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from githubkit.exception import RequestFailed
@@ -36,7 +36,8 @@ from bot.github import GitHubApp, can_trigger
 from bot.jobs import FollowUpJob, IssueJob, Job, enqueue, job_name
 from bot.metrics import DeliveryObservation, ReceiverMetrics
 from bot.redaction import redact
-from bot.redelivery import keep_up, mark_seen
+from bot.redelivery import FailedDeliveries, keep_up, mark_seen
+from bot.redis_connection import RECEIVER_PATIENCE, redis_settings
 from bot.repo_labels import RepoLabels
 from bot.routing import (
     Cancel,
@@ -54,6 +55,7 @@ from bot.routing import (
 from bot.settings import Settings
 from bot.signature import is_valid_signature
 from bot.status import status_reply
+from bot.throttle import RECEIVER_RETRY
 
 log = structlog.get_logger("qwen_fix.receiver")
 
@@ -100,6 +102,8 @@ class Receiver:
     registry: WorkRegistry
     repo_labels: RepoLabels = field(default_factory=lambda: RepoLabels())
     metrics: ReceiverMetrics = field(default_factory=ReceiverMetrics)
+    failures: FailedDeliveries = field(default_factory=FailedDeliveries)
+    """Deliveries answered 503, asked for again once GitHub answers (bot/redelivery.py)."""
     _acknowledged: dict[tuple[str, int, int | None], float] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -170,6 +174,7 @@ class Receiver:
                     log.warning("webhook.unknown_installation", reason=reason)
                     return Answer(422, "rejected", reason)
                 log.exception("webhook.failed")
+                self.failures.note()
                 return Answer(503, "failed", "could not act on the delivery; GitHub may redeliver")
 
     async def _with_repo_label(
@@ -316,11 +321,16 @@ class Receiver:
 
 
 async def build_receiver(settings: Settings) -> Receiver:
-    queue = await create_pool(RedisSettings.from_dsn(settings.queue_url))
+    queue = await create_pool(redis_settings(settings.queue_url, patience=RECEIVER_PATIENCE))
     return Receiver(
         webhook_secret=settings.webhook_secret.get_secret_value().encode(),
         rules=settings.routing_rules(),
-        github=GitHubApp(settings.app_id, settings.private_key_pem(), settings.github_api_url),
+        github=GitHubApp(
+            settings.app_id,
+            settings.private_key_pem(),
+            settings.github_api_url,
+            retry=RECEIVER_RETRY,
+        ),
         queue=queue,
         deliveries=DeliveryLog(queue),
         registry=WorkRegistry(queue),
@@ -355,7 +365,9 @@ def create_app(settings: Settings | None = None, *, receiver: Receiver | None = 
         owned = receiver is None
         handler: Receiver = receiver or await build_receiver(settings)  # type: ignore[arg-type]
         app.state.receiver = handler
-        catch_up = asyncio.create_task(keep_up(handler.github.app_client, handler.queue))
+        catch_up = asyncio.create_task(
+            keep_up(handler.github.app_client, handler.queue, handler.failures)
+        )
         try:
             yield
         finally:

@@ -8,6 +8,7 @@ deliveries, picks each one whose every attempt failed, and asks for it again; th
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -25,6 +26,10 @@ LAST_SEEN_KEY = "qwen-fix:receiver:last-seen"
 DEFAULT_LOOKBACK = 24 * 3600.0
 """How far back to look when the receiver never ran before (GitHub keeps 3 days)."""
 MAX_PAGES = 20
+TICK = 10.0
+"""Seconds between two marks of the receiver being up, and between attempts to have failed
+deliveries sent again."""
+CLOCK_MARGIN = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,7 +62,11 @@ async def redeliver_failed(app_client: GitHub, redis: Redis, *, now: float | Non
     """Redeliver what failed since the receiver was last seen up; returns how many."""
     now = time.time() if now is None else now
     seen = await redis.get(LAST_SEEN_KEY)
-    since = float(seen) if seen else now - DEFAULT_LOOKBACK
+    return await redeliver_since(app_client, float(seen) if seen else now - DEFAULT_LOOKBACK)
+
+
+async def redeliver_since(app_client: GitHub, since: float) -> int:
+    """Redeliver the deliveries first sent since `since` that never got a 2xx."""
     attempts = await _recent_attempts(app_client, since)
     ids = to_redeliver(attempts, since)
     for delivery_id in ids:
@@ -66,12 +75,36 @@ async def redeliver_failed(app_client: GitHub, redis: Redis, *, now: float | Non
     return len(ids)
 
 
+class FailedDeliveries:
+    """Since when the receiver has answered deliveries it could not act on (503): while GitHub
+    or Redis fails. GitHub never retries them by itself, so they are asked for again."""
+
+    def __init__(self) -> None:
+        self.since: float | None = None
+
+    def note(self) -> None:
+        if self.since is None:
+            self.since = time.time()
+
+    def caught_up(self, since: float) -> None:
+        """Those failed since `since` were asked for again (later ones stay noted)."""
+        if self.since == since:
+            self.since = None
+
+
 async def mark_seen(redis: Redis, now: float | None = None) -> None:
     await redis.set(LAST_SEEN_KEY, str(time.time() if now is None else now))
 
 
-async def keep_up(app_client: GitHub, redis: Redis, interval: float = 60.0) -> None:
-    """Run for the receiver's lifetime: catch up once, then note every minute that we are up."""
+async def keep_up(
+    app_client: GitHub,
+    redis: Redis,
+    failures: FailedDeliveries | None = None,
+    *,
+    tick: float = TICK,
+) -> None:
+    """Run for the receiver's lifetime: catch up once, then every `tick` s note that we are up
+    and ask again for the deliveries that failed since the last round (until GitHub answers)."""
     try:
         await redeliver_failed(app_client, redis)
     except Exception as exc:
@@ -83,8 +116,18 @@ async def keep_up(app_client: GitHub, redis: Redis, interval: float = 60.0) -> N
         )
         log.debug("redelivery.failed", exc_info=True)
     while True:
-        await mark_seen(redis)
-        await asyncio.sleep(interval)
+        with contextlib.suppress(Exception):  # Redis down: the next round marks it
+            await mark_seen(redis)
+        await asyncio.sleep(tick)
+        if failures is None or failures.since is None:
+            continue
+        since = failures.since
+        try:
+            # A little earlier: GitHub stamps an attempt when it sent it.
+            await redeliver_since(app_client, since - CLOCK_MARGIN)
+            failures.caught_up(since)
+        except Exception as exc:
+            log.warning("redelivery.retrying", reason=f"{type(exc).__name__}: {exc}")
 
 
 async def _recent_attempts(app_client: GitHub, since: float) -> list[Attempt]:

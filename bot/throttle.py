@@ -11,11 +11,14 @@ import time
 from collections import deque
 from collections.abc import AsyncGenerator, Generator
 from contextlib import asynccontextmanager, contextmanager
+from datetime import timedelta
 from typing import Any
 
 import httpx
+from githubkit.exception import GitHubException, RateLimitExceeded, RequestFailed
 from githubkit.retry import RetryChainDecision, RetryRateLimit, RetryServerError
 from githubkit.throttling import BaseThrottler
+from githubkit.typing import RetryOption
 
 WRITE_METHODS = frozenset({"POST", "PATCH", "PUT", "DELETE"})
 CONTENT_LIMIT = 80
@@ -23,6 +26,28 @@ WINDOW = 60.0
 
 RETRY = RetryChainDecision(RetryRateLimit(max_retry=3), RetryServerError(max_retry=3))
 """Retry rate-limited requests (after GitHub's retry-after) and server errors, thrice each."""
+
+
+class RetryBriefly:
+    """One quick retry of a server error or a short rate-limit wait, for the receiver: GitHub
+    gives a delivery 10 s for its answer, so a longer wait loses it; a failed delivery is
+    answered 503 and asked for again once GitHub answers (bot/redelivery.py)."""
+
+    def __init__(self, longest_wait: float = 2.0) -> None:
+        self.longest_wait = longest_wait
+
+    def __call__(self, exc: GitHubException, retry_count: int) -> RetryOption:
+        if retry_count >= 1:
+            return RetryOption(False)
+        if isinstance(exc, RateLimitExceeded):
+            wait = exc.retry_after.total_seconds()
+            return RetryOption(wait <= self.longest_wait, exc.retry_after)
+        if isinstance(exc, RequestFailed) and exc.response.status_code >= 500:
+            return RetryOption(True, timedelta(seconds=1))
+        return RetryOption(False)
+
+
+RECEIVER_RETRY = RetryBriefly()
 
 
 class WriteThrottler(BaseThrottler):

@@ -38,6 +38,10 @@ MAX_SYMLINK_HOPS = 8
 RUN_MOUNT = "/run/qwen-fix"
 """Read-only bind mount of the sandbox's run directory: the shell channel's FIFOs and command
 files, and the setup proxy's socket."""
+OBJECTS_MOUNT = "/run/qwen-fix-objects"
+"""Read-only bind mount of the sandbox's share of its repository's objects (a host directory
+the worker fills, see workers/object_share.py): the workspace's git borrows from it through
+`objects/info/alternates`, and the final diff reads the base commit from it."""
 RUN_DIR_PREFIX = "qwen-fix-run-"
 EGRESS_SOCKET = "proxy.sock"
 BASELINE_MARK = "baseline"
@@ -79,6 +83,7 @@ class DockerSandbox:
         config: SandboxConfig,
         base_commit: str | None,
         run_dir: Path,
+        objects_dir: Path | None = None,
     ) -> None:
         self.client = client
         self.container_id = container_id
@@ -88,6 +93,8 @@ class DockerSandbox:
         """Commit (or empty tree) `diff` compares against; None until the shell reads it."""
         self.run_dir = run_dir
         """Host directory mounted read-only at RUN_MOUNT: the shell's FIFOs, the setup proxy."""
+        self.objects_dir = objects_dir
+        """Host directory mounted read-only at OBJECTS_MOUNT, if any."""
         self._closed = False
         self._shell = ShellChannel(
             self._open_exec_socket,
@@ -111,10 +118,14 @@ class DockerSandbox:
         labels: Mapping[str, str],
         name: str | None = None,
         base_commit: str | None = None,
+        objects_dir: Path | None = None,
     ) -> DockerSandbox:
         """Start a container over `workspace_dir` and return once its shell answers; `name`
-        is the container's name (see `labels.container_name`)."""
+        is the container's name (see `labels.container_name`). `objects_dir`, a host directory
+        the sandbox must not write to, is mounted read-only at OBJECTS_MOUNT."""
         workspace_dir = await asyncio.to_thread(workspace_dir.resolve)
+        if objects_dir is not None:
+            objects_dir = await asyncio.to_thread(objects_dir.resolve)
         if base_commit is None:
             try:
                 base_commit = read_head_commit(workspace_dir)
@@ -124,12 +135,13 @@ class DockerSandbox:
         run_dir = await asyncio.to_thread(make_run_dir, config)
         try:
             container_id = await asyncio.to_thread(
-                _create_container, client, config, workspace_dir, labels, run_dir, name
-            )
+                _create_container, client, config, workspace_dir, labels, run_dir, name,
+                objects_dir,
+            )  # fmt: skip
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, run_dir, True)
             raise
-        sandbox = cls(client, container_id, config, base_commit, run_dir)
+        sandbox = cls(client, container_id, config, base_commit, run_dir, objects_dir)
         try:
             await sandbox._shell.start()
             if sandbox.base_commit is None:
@@ -152,6 +164,12 @@ class DockerSandbox:
             self.base_commit = await asyncio.to_thread(read_head_commit, workspace_dir)
         except (NotACheckout, OSError):
             self.base_commit = await self._read_base_in_container()
+
+    @property
+    def shell_alive(self) -> bool:
+        """Whether the session shell's exec stream is still open: it closes when the container
+        stops or the engine restarts."""
+        return self._shell.alive
 
     async def run(
         self,
@@ -235,7 +253,7 @@ class DockerSandbox:
         workspace's `.git` (config, filters, index, excludes, replace refs) shapes it."""
         self._check_open()
         base, ws = self.base_commit or "HEAD", self.workspace
-        argv = ["/bin/sh", "-c", FINAL_DIFF_SCRIPT, "final-diff", base, ws]
+        argv = ["/bin/sh", "-c", FINAL_DIFF_SCRIPT, "final-diff", base, ws, self._base_objects()]
         result, _ = await asyncio.to_thread(
             self._fresh.run, argv, workdir=ws, timeout=self.config.command_timeout, cap=None
         )
@@ -252,7 +270,7 @@ class DockerSandbox:
         if not (self.run_dir / BASELINE_MARK).exists():
             return []
         base, ws = self.base_commit or "HEAD", self.workspace
-        argv = ["/bin/sh", "-c", SWEEP_SCRIPT, "sweep", base, ws, mark]
+        argv = ["/bin/sh", "-c", SWEEP_SCRIPT, "sweep", base, ws, self._base_objects(), mark]
         result, _ = await asyncio.to_thread(
             self._fresh.run, argv, workdir=ws, timeout=self.config.command_timeout, cap=None
         )
@@ -329,6 +347,15 @@ class DockerSandbox:
     def _check_open(self) -> None:
         if self._closed:
             raise SandboxError("the sandbox is closed")
+
+    def _base_objects(self) -> str:
+        """Where the fresh exec's git reads the base commit: the read-only share when the
+        checkout borrows from it (then nothing the sandbox can write is read for the base),
+        else the workspace's own store."""
+        shared = self.objects_dir
+        if shared is not None and shared.is_dir() and any(shared.iterdir()):
+            return OBJECTS_MOUNT
+        return posixpath.join(self.workspace, ".git", "objects")
 
     def _absolute(self, path: str) -> str:
         return posixpath.normpath(posixpath.join(self.workspace, path))
@@ -459,6 +486,7 @@ def _create_container(
     extra_labels: Mapping[str, str],
     run_dir: Path,
     name: str | None = None,
+    objects_dir: Path | None = None,
 ) -> str:
     """Create and start the container; its id.
 
@@ -472,12 +500,12 @@ def _create_container(
     if config.network == "none" and _DEFAULT_MODE_IS_BARE.get(client.api.base_url, True):
         try:
             return _create_container_in(
-                client, config, workspace_dir, extra_labels, run_dir, "default", name
+                client, config, workspace_dir, extra_labels, run_dir, "default", name, objects_dir
             )
         except _NetworkAttached:
             _DEFAULT_MODE_IS_BARE[client.api.base_url] = False
     return _create_container_in(
-        client, config, workspace_dir, extra_labels, run_dir, config.network, name
+        client, config, workspace_dir, extra_labels, run_dir, config.network, name, objects_dir
     )
 
 
@@ -510,14 +538,12 @@ def _create_container_in(
     run_dir: Path,
     network_mode: str,
     name: str | None = None,
+    objects_dir: Path | None = None,
 ) -> str:
     api = client.api
     lifetime = math.ceil(config.lifetime)
     host_config = api.create_host_config(
-        binds={
-            str(workspace_dir): {"bind": config.workspace, "mode": "rw"},
-            str(run_dir): {"bind": RUN_MOUNT, "mode": "ro"},
-        },
+        binds=_binds(config, workspace_dir, run_dir, objects_dir),
         tmpfs={"/tmp": f"rw,nosuid,nodev,size={config.tmpfs_size},mode=1777"},
         network_mode=network_mode,
         read_only=True,
@@ -560,6 +586,18 @@ def _create_container_in(
         remove_container(client, container_id)
         raise
     return container_id
+
+
+def _binds(
+    config: SandboxConfig, workspace_dir: Path, run_dir: Path, objects_dir: Path | None
+) -> dict[str, Mapping[str, str]]:
+    binds: dict[str, Mapping[str, str]] = {
+        str(workspace_dir): {"bind": config.workspace, "mode": "rw"},
+        str(run_dir): {"bind": RUN_MOUNT, "mode": "ro"},
+    }
+    if objects_dir is not None:
+        binds[str(objects_dir)] = {"bind": OBJECTS_MOUNT, "mode": "ro"}
+    return binds
 
 
 def remove_container(client: docker.DockerClient, container_id: str) -> None:

@@ -141,13 +141,15 @@ def _read_until_closed(sock: socket.socket, output: CappedOutput, deadline: floa
 
 PRISTINE_GIT = r"""
 # A git directory of our own over the workspace: its config, hooks, index, excludes and replace
-# refs are the sandbox's to forge, so none of them is read. Objects come from the workspace's
-# store (an object cannot be forged: its name is its hash). $1 the base commit, $2 the workspace.
-base=$1 ws=$2
+# refs are the sandbox's to forge, so none of them is read. The base commit's objects come from
+# $3: the read-only share of the repository's objects when the checkout borrows from it (then
+# no file the sandbox can write, not even the workspace's alternates, is read), else the
+# workspace's store. $1 the base commit, $2 the workspace, $3 that object directory.
+base=$1 ws=$2 objects=$3
 d=$(mktemp -d /tmp/.qwen-fix-git.XXXXXXXX) || exit 1
 trap 'rm -rf "$d"' EXIT
 git init -q "$d/repo" || exit 1
-printf '%s\n' "$ws/.git/objects" >"$d/repo/.git/objects/info/alternates"
+printf '%s\n' "$objects" >"$d/repo/.git/objects/info/alternates"
 export GIT_DIR="$d/repo/.git" GIT_WORK_TREE="$ws" GIT_INDEX_FILE="$d/index" \
   GIT_NO_REPLACE_OBJECTS=1 GIT_CONFIG_NOSYSTEM=1 GIT_CONFIG_GLOBAL=/dev/null GIT_OPTIONAL_LOCKS=0
 qf_git() {
@@ -172,8 +174,8 @@ SWEEP_SCRIPT = (
     + r"""
 # Files changed after the baseline mark (the end of setup) that the change will not carry: any
 # under /tmp (HOME is there), and the workspace's ignored ones. ctime, unlike mtime, cannot be
-# set back by the sandbox user. $3 the mark.
-mark=$3
+# set back by the sandbox user. $4 the mark.
+mark=$4
 if ! find "$mark" -maxdepth 0 -cnewer "$mark" >/dev/null 2>&1; then
   echo "[not swept: this image's find has no -cnewer]"; exit 0
 fi

@@ -2,8 +2,10 @@
 
 Creating and starting a locked-down container costs the engine about 0.3 s and opening the shell
 channel more; a pooled sandbox has done both already. Each pooled container bind-mounts an empty
-host directory as its workspace; the worker checks the repository out into that directory and
-`Slot.ready()` hands the sandbox over. The pool refills itself in the background.
+host directory as its workspace, and another, read-only, for its share of the repository's
+objects (mounts are fixed when a container starts, before its job's repository is known); the
+worker fills both for the job that takes the slot and `Slot.ready()` hands the sandbox over. A
+slot serves one job. The pool refills itself in the background.
 """
 
 from __future__ import annotations
@@ -29,6 +31,8 @@ log = structlog.get_logger("qwen_fix.sandbox.pool")
 POOL_LABEL = "qwen-fix.pool"
 SLOT_PREFIX = "slot-"
 """Names of the slots' workspace directories under the pool's root."""
+OBJECTS_SUFFIX = "-objects"
+"""A slot's objects directory is its workspace directory's name with this added."""
 IDLE_LIMIT = 600.0
 """Seconds a pooled sandbox may wait for a job; older ones are replaced, so every sandbox
 handed out still has its whole lifetime ahead of it."""
@@ -40,6 +44,8 @@ class Slot:
 
     sandbox: DockerSandbox
     workspace_dir: Path
+    objects_dir: Path
+    """Mounted read-only at OBJECTS_MOUNT; empty until the job's objects are shared into it."""
     created: float = field(default_factory=time.monotonic)
 
     async def ready(self, name: str) -> DockerSandbox:
@@ -53,6 +59,7 @@ class Slot:
     async def discard(self) -> None:
         await self.sandbox.close()
         await asyncio.to_thread(shutil.rmtree, self.workspace_dir, True)
+        await asyncio.to_thread(shutil.rmtree, self.objects_dir, True)
 
 
 class SandboxPool:
@@ -122,20 +129,30 @@ class SandboxPool:
 
     async def _new_slot(self) -> Slot:
         directory = self.root / f"{SLOT_PREFIX}{uuid.uuid4().hex[:12]}"
+        # Named like the workspace, so the reaper takes it too when its worker died.
+        objects = directory.with_name(directory.name + OBJECTS_SUFFIX)
         await asyncio.to_thread(directory.mkdir, parents=True)
+        await asyncio.to_thread(objects.mkdir)
         try:
             sandbox = await DockerSandbox.start(
                 self.client, self.config, directory, labels=self.labels,
-                name=container_name(POOL_NAME), base_commit=EMPTY_TREE,
+                name=container_name(POOL_NAME), base_commit=EMPTY_TREE, objects_dir=objects,
             )  # fmt: skip
         except BaseException:
             await asyncio.to_thread(shutil.rmtree, directory, True)
+            await asyncio.to_thread(shutil.rmtree, objects, True)
             raise
-        return Slot(sandbox, directory)
+        return Slot(sandbox, directory, objects)
 
     def _drop_stale(self) -> None:
+        """Let go of slots too old to serve a whole lifetime, and of those whose container is
+        gone (stopped, or lost with an engine restart)."""
         now = time.monotonic()
-        stale = [slot for slot in self._idle if now - slot.created > self.idle_limit]
+        stale = [
+            slot
+            for slot in self._idle
+            if now - slot.created > self.idle_limit or not slot.sandbox.shell_alive
+        ]
         for slot in stale:
             self._idle.remove(slot)
             task = asyncio.create_task(slot.discard())

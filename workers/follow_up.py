@@ -25,7 +25,7 @@ from bot.jobs import FollowUpJob
 from bot.repo_config import RepoConfig
 from workers.agent.task import Task
 from workers.change_guard import left_out_markdown
-from workers.git import GitError, resolve
+from workers.git import GitError
 from workers.limits import job_time_limit
 from workers.pipeline import (
     Deps,
@@ -46,7 +46,7 @@ from workers.publish import (
 )
 from workers.push_target import PullFacts, PushPolicy, Refusal, follow_up_branch
 from workers.tracking import Progress, TrackingComment
-from workers.workspace import Checkout, clean_up, prepare
+from workers.workspace import Checkout, branch_head, clean_up, prepare
 
 log = structlog.get_logger("qwen_fix.follow_up")
 
@@ -115,7 +115,7 @@ async def _follow_up_job(deps: Deps, job: FollowUpJob) -> Outcome:
                 log.info("follow_up.refused", reason=target.reason)
                 await _reply_all(client, job, requests, target.reason)
                 return Outcome("refused", pull.number, pull.html_url)
-            found = replace(found, base=await resolve(found.mirror, f"refs/heads/{target}"))
+            found = replace(found, base=await branch_head(deps.mirrors, found, target))
             tracking = TrackingComment(
                 client,
                 job.repository,
@@ -181,10 +181,11 @@ async def _follow_up(
         headline = "Answered" if job.mode != "fix" else "No change was needed"
         await tracking.finish("done", headline, summary)
         return Outcome("replied")
-    return await _commit_and_reply(job, client, pull, found, branch, requests, run, tracking)
+    return await _commit_and_reply(deps, job, client, pull, found, branch, requests, run, tracking)
 
 
 async def _commit_and_reply(
+    deps: Deps,
     job: FollowUpJob,
     client: GitHub,
     pull: PullRequest,
@@ -211,7 +212,9 @@ async def _commit_and_reply(
             "Ask again and I will start from its new head."
         ) from exc
     if run.verification is not None:
-        await post_check_run(client, job.repository, commit.sha, run.verification)
+        await post_check_run(
+            client, job.repository, commit.sha, run.verification, app_id=deps.github.app_id
+        )
     left_out = left_out_markdown(commit.left_out)
     reply = f"Done in {commit.sha[:7]}: {summary}" + (f"\n\n{left_out}" if left_out else "")
     await _reply_all(client, job, requests, reply)

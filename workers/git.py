@@ -10,6 +10,7 @@ import asyncio
 import base64
 import hashlib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -98,7 +99,16 @@ async def git_bytes(
 
 
 class MirrorCache:
-    """Bare mirrors of remote repositories; a repeat job fetches only the new objects."""
+    """Bare copies of remote repositories, one per clone URL, holding only the branches jobs asked
+    for (with the tags in their history): never `refs/pull/*`, which `clone --mirror` fetches
+    with every fork's commits. A repeat job fetches only the new objects.
+
+    Each fetch keeps what it received as a pack of its own (never unpacked into loose objects),
+    so a sandbox's share of the objects (workers/object_share.py) is a few hard links; when the
+    packs grow many, the small ones are rolled together (geometric repacking, which leaves the
+    big pack of the history alone), and git's own automatic gc, which would rewrite everything
+    in the middle of a job, is off.
+    """
 
     def __init__(self, root: Path) -> None:
         self.root = root
@@ -108,35 +118,92 @@ class MirrorCache:
         name = clone_url.rstrip("/").rsplit("/", 1)[-1].removesuffix(".git")
         return self.root / f"{name}-{digest}.git"
 
-    async def update(self, clone_url: str, auth: GitAuth) -> Path:
-        """Create or refresh the mirror of `clone_url`; returns its path."""
+    def lock(self, mirror: Path) -> asyncio.Lock:
+        """Held while the mirror's packs change or are being linked elsewhere."""
+        return _locks.setdefault(mirror, asyncio.Lock())
+
+    async def update(self, clone_url: str, auth: GitAuth, branches: Sequence[str]) -> Path:
+        """Create or refresh the mirror of `clone_url` with `branches`; returns its path."""
         mirror = self.path_for(clone_url)
-        lock = _locks.setdefault(mirror, asyncio.Lock())
-        async with lock:
+        async with self.lock(mirror):
             if not (mirror / "HEAD").exists():
-                mirror.parent.mkdir(parents=True, exist_ok=True)
-                await git("clone", "--mirror", "--quiet", clone_url, str(mirror), auth=auth)
-            else:
-                await git("fetch", "--prune", "--quiet", "origin", cwd=mirror, auth=auth)
+                await _create_mirror(mirror, clone_url)
+            elif await _is_full_mirror(mirror):
+                await _narrow_full_mirror(mirror)
+            refspecs = [f"+refs/heads/{branch}:refs/heads/{branch}" for branch in branches]
+            await git("fetch", "--quiet", "origin", *refspecs, cwd=mirror, auth=auth)
+            await _roll_up_small_packs(mirror)
         return mirror
 
 
 _locks: dict[Path, asyncio.Lock] = {}
+MIRROR_CONFIG = {
+    "gc.auto": "0",
+    "maintenance.auto": "false",
+    # Every fetch stays one pack: a share links it instead of copying thousands of loose objects.
+    "fetch.unpackLimit": "1",
+    "core.logAllRefUpdates": "false",
+}
+PACKS_BEFORE_ROLL_UP = 12
 
 
-async def checkout(mirror: Path, dest: Path, commit: str, *, shared: bool = False) -> None:
-    """A work tree of `commit` at `dest`, cloned from the mirror with no remote left behind.
+async def _create_mirror(mirror: Path, clone_url: str) -> None:
+    mirror.parent.mkdir(parents=True, exist_ok=True)
+    await git("init", "--quiet", "--bare", str(mirror))
+    await git("config", "remote.origin.url", clone_url, cwd=mirror)
+    await _configure(mirror)
 
-    `shared=False` copies the objects, so a sandbox that owns `dest` cannot touch the mirror.
+
+async def _configure(mirror: Path) -> None:
+    for key, value in MIRROR_CONFIG.items():
+        await git("config", key, value, cwd=mirror)
+
+
+async def _is_full_mirror(mirror: Path) -> bool:
+    try:
+        return (await git("config", "--get", "remote.origin.mirror", cwd=mirror)).strip() == "true"
+    except GitError:  # not set
+        return False
+
+
+async def _narrow_full_mirror(mirror: Path) -> None:
+    """A mirror made by `clone --mirror` (before this cache fetched only branches): drop its
+    refs other than branches and tags, `refs/pull/*` above all, and the all-refs refspec."""
+    await git("config", "--unset", "remote.origin.mirror", cwd=mirror)
+    await git("config", "--unset-all", "remote.origin.fetch", cwd=mirror)
+    await _configure(mirror)
+    listing = await git("for-each-ref", "--format=%(refname)", cwd=mirror)
+    others = [ref for ref in listing.split() if not ref.startswith(("refs/heads/", "refs/tags/"))]
+    commands = "".join(f"delete {ref}\n" for ref in others)
+    await git("update-ref", "--stdin", cwd=mirror, stdin=commands.encode())
+
+
+async def _roll_up_small_packs(mirror: Path) -> None:
+    packs = list((mirror / "objects" / "pack").glob("pack-*.pack"))
+    if len(packs) > PACKS_BEFORE_ROLL_UP:
+        await git("repack", "-d", "-q", "--geometric=2", cwd=mirror)
+
+
+async def worker_tree(mirror: Path, dest: Path, commit: str) -> None:
+    """A tree at `dest` for the worker's own git work on `commit`: HEAD and the index at
+    `commit`, no files written, every object of the mirror borrowed through git's alternates.
+
+    Only worker-side git ever runs here (staging a patch into the index, committing, pushing),
+    so it may point at the mirror itself; what it writes lands in its own object store.
     """
-    link = "--shared" if shared else "--no-hardlinks"
-    # A pooled sandbox's workspace is already the sandbox user's, though nothing but our own
-    # shell has run in it yet: trust exactly that directory for these commands.
-    trust = {"GIT_CONFIG_COUNT": "1", "GIT_CONFIG_KEY_0": "safe.directory",
-             "GIT_CONFIG_VALUE_0": str(dest)}  # fmt: skip
-    await git("clone", "--quiet", "--no-checkout", link, str(mirror), str(dest), env=trust)
-    await git("checkout", "--quiet", "-B", "qwen-fix-work", commit, cwd=dest, env=trust)
-    await git("remote", "remove", "origin", cwd=dest, env=trust)
+    await git("init", "--quiet", "--template=", str(dest))  # no sample hooks to copy
+    await asyncio.to_thread(borrow_objects, dest / ".git", mirror / "objects")
+    await git("update-ref", "HEAD", commit, cwd=dest)
+    await git("read-tree", "HEAD", cwd=dest)
+
+
+def borrow_objects(git_dir: Path, objects: Path | str) -> None:
+    """Make the repository at `git_dir` read objects from `objects` too (its alternates): a
+    host directory, or (a string) a path as the container that will run git there sees it."""
+    alternates = git_dir / "objects" / "info" / "alternates"
+    alternates.parent.mkdir(parents=True, exist_ok=True)
+    target = objects.resolve() if isinstance(objects, Path) else objects
+    alternates.write_text(f"{target}\n")
 
 
 async def resolve(mirror: Path, ref: str) -> str:

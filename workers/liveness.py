@@ -1,4 +1,5 @@
-"""Worker liveness in Redis, so that the sandboxes of a crashed worker are found and removed.
+"""Worker liveness in Redis, so that the sandboxes and jobs of a crashed worker are found: its
+sandboxes removed, its jobs run again (workers/crash_recovery.py).
 
 Each worker joins a set of known workers and beats every `interval` seconds; a beat lives four
 intervals. On each beat a worker removes the sandboxes of known workers that stopped beating
@@ -18,6 +19,7 @@ import structlog
 from redis.asyncio import Redis
 
 from sandbox.reaper import reap_directories, reap_orphans
+from workers.crash_recovery import release_jobs
 
 log = structlog.get_logger("qwen_fix.liveness")
 
@@ -51,7 +53,8 @@ async def beat_and_reap(
     directories: Sequence[tuple[Path, str]] = (),
 ) -> None:
     """Run for the worker's lifetime. When workers die, their sandboxes go, and so do the
-    leftover `directories` (root, glob) that no sandbox mounts any more."""
+    leftover `directories` (root, glob) that no sandbox mounts any more; then their unfinished
+    jobs are released to run again."""
     while True:
         try:
             await beat(redis, worker_id, interval)
@@ -60,9 +63,14 @@ async def beat_and_reap(
                 removed = await asyncio.to_thread(reap_orphans, client, dead_workers=dead)
                 for root, pattern in directories:
                     await asyncio.to_thread(reap_directories, client, root, pattern)
-                # Their sandboxes are gone: forget them, so the set stays small.
+                # Their sandboxes are gone: their jobs may run again, elsewhere.
+                released = await release_jobs(redis, dead)
+                # Forget them, so the set stays small.
                 await cast(Awaitable[int], redis.srem(KNOWN, *dead))
-                log.info("liveness.reaped", removed=removed, dead_workers=sorted(dead))
+                log.info(
+                    "liveness.reaped", removed=removed, dead_workers=sorted(dead),
+                    jobs_released=released,
+                )  # fmt: skip
         except Exception:
             # Redis or the engine blinked: try again next beat, never stop beating.
             log.warning("liveness.failed", exc_info=True)

@@ -25,11 +25,13 @@ from sandbox.docker import DockerSandbox
 from sandbox.labels import WORKER as WORKER_LABEL
 from sandbox.labels import container_name
 from sandbox.pool import SandboxPool, Slot
+from workers import failure_reasons
+from workers.agent.exits import CUT_SHORT
 from workers.agent.loop import AgentConfig, AgentResult, run_agent
 from workers.agent.model import ModelClient
 from workers.agent.task import Task
 from workers.change_guard import left_out_markdown
-from workers.git import MirrorCache, checkout
+from workers.git import MirrorCache
 from workers.limits import SETUP_TIMEOUT, effective_agent_config
 from workers.metrics import WorkerMetrics
 from workers.model_slot import QueueTimedOut, hold_model_slot, release_model_slot
@@ -60,6 +62,7 @@ from workers.workspace import (
     clean_up,
     prepare,
     read_trusted,
+    sandbox_checkout,
     trusted_guidance,
     trusted_test_candidates,
 )
@@ -156,7 +159,10 @@ async def run_tracked(
         log.info("job.failed", reason=str(exc))
         raise
     except Exception as exc:
-        detail = f"An internal error stopped the job: `{type(exc).__name__}: {exc}`"[:2000]
+        detail = (
+            failure_reasons.describe(exc, deps.config.data_dir)
+            or (f"An internal error stopped the job: `{type(exc).__name__}: {exc}`"[:2000])
+        )
         await tracking.finish("failed", "Could not finish", f"{detail}\n\n{retry}")
         raise
     finally:
@@ -303,19 +309,21 @@ async def _start_sandbox(
     deps: Deps, job_id: str, found: Checkout, config: SandboxConfig
 ) -> tuple[DockerSandbox, Slot | None]:
     """A pooled sandbox when the worker keeps a pool of this image, else a fresh one; either
-    way over a checkout of the base commit that only the sandbox writes to."""
+    way over a checkout of the base commit that only the sandbox writes to, borrowing the
+    mirror's objects from a share it mounts read-only."""
     if deps.pool is not None and _pool_serves(deps.pool, config):
         slot = await deps.pool.take()
         try:
-            await checkout(found.mirror, slot.workspace_dir, found.base)
+            await sandbox_checkout(deps.mirrors, found, slot.workspace_dir, slot.objects_dir)
             return await slot.ready(container_name(job_id)), slot
         except BaseException:
             await slot.discard()
             raise
-    await checkout(found.mirror, found.sandbox_tree, found.base)
+    await sandbox_checkout(deps.mirrors, found, found.sandbox_tree, found.sandbox_objects)
     sandbox = await DockerSandbox.start(
         deps.docker, config, found.sandbox_tree,
         labels={WORKER_LABEL: deps.worker_id}, name=container_name(job_id),
+        objects_dir=found.sandbox_objects,
     )  # fmt: skip
     return sandbox, None
 
@@ -384,7 +392,10 @@ async def _open_pull_request(
             left_out=commit.left_out,
         )
     )
-    draft = {"always": True, "never": False}.get(run.config.draft, run.verification.passed is False)
+    cut_short = run.result.exit_status in CUT_SHORT
+    draft = {"always": True, "never": False}.get(
+        run.config.draft, run.verification.passed is False or cut_short
+    )
     number, url = await upsert_pull_request(
         client,
         job.repository,
@@ -396,7 +407,9 @@ async def _open_pull_request(
     )
     if run.config.reviewers:
         await request_review(client, job.repository, number, job.triggered_by)
-    await post_check_run(client, job.repository, commit.sha, run.verification)
+    await post_check_run(
+        client, job.repository, commit.sha, run.verification, app_id=deps.github.app_id
+    )
     verdict = {
         True: "the tests pass",
         False: "the tests fail, so it is a draft",
@@ -404,6 +417,11 @@ async def _open_pull_request(
     }
     left_out = left_out_markdown(commit.left_out)
     detail = f"{url}: {verdict[run.verification.passed]}." + (f"\n\n{left_out}" if left_out else "")
+    if cut_short:
+        # The run was cut short by a fault: its change is kept, and the job still failed.
+        kept = f"The change so far is kept in {'draft ' if draft else ''}#{number}: {detail}"
+        stopped = f"The run stopped before the agent finished: {run.result.reason}"
+        raise JobFailed(f"{stopped}\n\n{kept}")
     await tracking.finish("done", f"Opened #{number}", detail)
     log.info("job.published", branch=branch, pr=number, draft=draft)
     return Outcome("opened", number, url, draft, branch, commit.sha)

@@ -14,13 +14,14 @@ from githubkit import GitHub
 from githubkit.exception import RequestFailed
 from githubkit_schemas.latest.models import PullRequestSimple
 from githubkit_schemas.latest.types import (
+    ReposOwnerRepoCheckRunsCheckRunIdPatchBodyPropOutputType,
     ReposOwnerRepoCheckRunsPostBodyOneof0Type,
     ReposOwnerRepoCheckRunsPostBodyPropOutputType,
 )
 
 from bot.redaction import redact
 from workers.change_guard import LeftOut, guard_staged_change, left_out_markdown
-from workers.git import checkout, git
+from workers.git import git, worker_tree
 from workers.pr_body import Verification, check_run_output, clamp
 from workers.signed_commit import commit_through_api
 from workers.workspace import Checkout
@@ -90,13 +91,16 @@ async def publish_commit(
 
 async def stage(found: Checkout, patch: str) -> list[LeftOut]:
     """Apply the patch to the index of the worker's own tree, then unstage what the app must
-    not publish; returns what was left out."""
+    not publish; returns what was left out.
+
+    The tree has no files, only an index at the base (`worker_tree`): staging costs what the
+    patch touches, not a checkout of the whole repository."""
     tree = found.publish_tree
-    await checkout(found.mirror, tree, found.base, shared=True)
+    await worker_tree(found.mirror, tree, found.base)
     # The patch is untrusted data from the sandbox; git apply refuses paths outside the tree,
-    # inside .git, and beyond a symbolic link.
+    # inside .git, and beyond a symbolic link (in the index, which is all there is here).
     await git(
-        "apply", "--index", "--binary", "--whitespace=nowarn", "-",
+        "apply", "--cached", "--binary", "--whitespace=nowarn", "-",
         cwd=tree, stdin=patch.encode("utf-8", "surrogateescape"),
     )  # fmt: skip
     return await guard_staged_change(tree, found.base)
@@ -149,9 +153,12 @@ async def request_review(client: GitHub, repository: str, number: int, login: st
 
 
 async def post_check_run(
-    client: GitHub, repository: str, head_sha: str, verification: Verification
+    client: GitHub, repository: str, head_sha: str, verification: Verification, *, app_id: int
 ) -> None:
-    """A completed `qwen-fix` check run on the commit, holding the whole test log."""
+    """A completed `qwen-fix` check run on the commit, holding the whole test log.
+
+    The app's own run on that commit, if an earlier try of the job posted one, is updated: a
+    job run again after a crash leaves one run per commit, not two."""
     owner, name = repository.split("/", 1)
     title, summary, text = check_run_output(verification)
     output: ReposOwnerRepoCheckRunsPostBodyPropOutputType = {"title": title, "summary": summary}
@@ -164,4 +171,13 @@ async def post_check_run(
         "conclusion": CONCLUSIONS[verification.passed],
         "output": output,
     }
+    earlier = await client.rest.checks.async_list_for_ref(
+        owner, name, head_sha, check_name=CHECK_NAME, app_id=app_id, filter_="latest"
+    )
+    for run in earlier.parsed_data.check_runs:
+        again: ReposOwnerRepoCheckRunsCheckRunIdPatchBodyPropOutputType = {**output}
+        await client.rest.checks.async_update(
+            owner, name, run.id, status="completed", conclusion=data["conclusion"], output=again
+        )
+        return
     await client.rest.checks.async_create(owner, name, data=data)

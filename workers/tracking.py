@@ -27,6 +27,8 @@ log = structlog.get_logger("qwen_fix.tracking")
 MARKER = "<!-- qwen-fix:tracking -->"
 EDIT_INTERVAL = 10.0
 """Least seconds between two edits: GitHub limits content writes, and nobody reads faster."""
+FINISH_PATIENCE = 600.0
+"""Seconds a job keeps trying to write its last word on GitHub while GitHub fails."""
 
 State = Literal[
     "queued", "starting", "working", "testing", "publishing", "done", "failed", "stopped"
@@ -173,8 +175,22 @@ class TrackingComment:
         elif self._pending is None:
             self._pending = asyncio.create_task(self._edit_later(wait))
 
-    async def finish(self, state: State, headline: str, detail: str) -> None:
-        await self.update(force=True, state=state, headline=headline, detail=detail)
+    async def finish(
+        self, state: State, headline: str, detail: str, *, patience: float = FINISH_PATIENCE
+    ) -> None:
+        """The last word on the job. It is worth waiting for: while GitHub fails (an outage, a
+        rate limit), the edit is tried again, backing off up to a minute, for `patience` s."""
+        for name, value in {"state": state, "headline": headline, "detail": detail}.items():
+            setattr(self.progress, name, value)
+        self._cancel_pending()
+        deadline = time.monotonic() + patience
+        wait = 2.0
+        while not await self._edit(render_tracking(self.progress, time.time())):
+            if time.monotonic() + wait > deadline:
+                log.error("tracking.finish_failed", state=state, patience=patience)
+                return
+            await asyncio.sleep(wait)
+            wait = min(wait * 2, 60.0)
 
     # AgentObserver
     async def plan_changed(self, plan: list[TodoItem]) -> None:
@@ -197,10 +213,12 @@ class TrackingComment:
             self._pending.cancel()
             self._pending = None
 
-    async def _edit(self, body: str) -> None:
+    async def _edit(self, body: str) -> bool:
+        """Show `body`; False when GitHub refused or failed (logged, never raised)."""
         if self._comment_id is None:
-            return
+            return True
         self._last_edit = time.monotonic()
+        edited = True
         try:
             await self._client.rest.issues.async_update_comment(
                 self._owner, self._name, self._comment_id, body=body
@@ -208,7 +226,9 @@ class TrackingComment:
         except Exception:
             # Progress display must never break the job it reports on.
             log.warning("tracking.edit_failed", exc_info=True)
+            edited = False
         await self._report()
+        return edited
 
     async def _report(self) -> None:
         if self._registry is None:

@@ -13,19 +13,21 @@ from typing import Any
 
 import docker
 import structlog
-from arq.connections import RedisSettings
 from arq.worker import Worker, func
 from redis.asyncio import Redis
 
 from bot.control import WorkRegistry
 from bot.github import GitHubApp
 from bot.jobs import FOLLOW_UP, SOLVE_ISSUE, FollowUpJob, IssueJob
+from bot.redis_connection import WORKER_PATIENCE
+from bot.redis_connection import redis_settings as to_redis
 from bot.settings import Settings
 from sandbox import labels as label
 from sandbox.config import SandboxConfig
 from sandbox.docker import RUN_DIR_PREFIX
 from sandbox.pool import SLOT_PREFIX, SandboxPool
 from sandbox.reaper import reap_directories, reap_orphans
+from workers import crash_recovery
 from workers.admission import Admission, AdmissionLimits
 from workers.agent.model import ModelClient
 from workers.follow_up import follow_up
@@ -100,12 +102,18 @@ async def _run(
     with structlog.contextvars.bound_contextvars(
         job_id=ctx.get("job_id"), repo=job.repository, **bound
     ):
-        log.info("job.started", triggered_by=job.triggered_by)
+        log.info("job.started", triggered_by=job.triggered_by, attempt=ctx.get("job_try"))
         slots: ModelSlots = ctx["model_slots"]
-        with deps.metrics.job(kind) as seen:
-            async with slots.job(job.job_id(), job.installation_id, _enqueued(ctx)):
-                outcome = await work
-            seen.outcome = outcome.state
+        redis: Redis = ctx["redis"]
+        arq_id: str = ctx["job_id"]
+        await crash_recovery.running(redis, deps.worker_id, arq_id)
+        try:
+            with deps.metrics.job(kind) as seen:
+                async with slots.job(job.job_id(), job.installation_id, _enqueued(ctx)):
+                    outcome = await work
+                seen.outcome = outcome.state
+        finally:
+            await crash_recovery.ended(redis, deps.worker_id, arq_id)
         return _as_result(outcome)
 
 
@@ -138,7 +146,7 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
     """A worker running `max_jobs` jobs past admission at once; it takes WORKER_HELD_JOBS more
     from arq to wait for a model slot, so the fair order sees them (workers/admission.py)."""
     worker_id = f"{socket.gethostname()}-{uuid.uuid4().hex[:8]}"
-    redis_settings = RedisSettings.from_dsn(settings.queue_url)
+    redis_settings = to_redis(settings.queue_url, patience=WORKER_PATIENCE)
     metrics = WorkerMetrics()
     stopping: list[str] = []
 

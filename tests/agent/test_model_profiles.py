@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 
 from bot.settings import MODEL_PROFILES
-from workers.agent.model import ModelReply, context_refusal, reply_of
+from workers.agent.model import MalformedReply, ModelReply, context_refusal, reply_of
 from workers.agent.profiles import PROFILES, UnknownProfile, profile_for
 from workers.agent.toolcall import undo_server_encoding
 
@@ -73,6 +73,29 @@ def test_a_reply_without_reasoning_is_unchanged() -> None:
     reply = reply_of(completion({"content": "hi"}, "stop"), 0)
     assert (reply.reasoning, reply.reasoning_field, reply.answer) == (None, None, "hi")
     assert isinstance(reply, ModelReply)
+
+
+@pytest.mark.parametrize(
+    ("message", "empty"),
+    [
+        ({"content": ""}, True),
+        ({"content": None, "tool_calls": None}, True),  # SGLang's shape
+        ({"content": "\n  \n"}, True),
+        ({"content": None, "reasoning": "Thinking it over."}, False),  # thought, did not act
+        ({"content": "", "tool_calls": [{"id": "1", "type": "function"}]}, False),
+        ({"content": "no call"}, False),
+    ],
+)
+def test_an_empty_reply_is_one_with_nothing_in_it(message: dict[str, Any], empty: bool) -> None:
+    assert reply_of(completion(message, "stop"), 0).empty is empty
+
+
+@pytest.mark.parametrize(
+    "body", [{}, {"choices": []}, {"choices": [{}]}, {"choices": [{"message": "hi"}]}, [], "x"]
+)
+def test_a_body_without_a_message_is_a_malformed_reply(body: Any) -> None:
+    with pytest.raises(MalformedReply, match="no choices"):
+        reply_of(body, 0)
 
 
 @pytest.mark.parametrize(

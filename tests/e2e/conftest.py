@@ -29,11 +29,20 @@ def make_harness(tmp_path: Path, redis_url: str, sandbox_image: str) -> Iterator
         start: bool = True,
         env: dict[str, str] | None = None,
         config: ServerConfig | None = None,
+        per_conversation: bool = False,
+        redis_at: str | None = None,
     ) -> Harness:
-        redis.Redis.from_url(redis_url).flushall()
+        """`redis_at`: another Redis than the session's (a durable one the test restarts)."""
+        queue = redis_at or redis_url
+        redis.Redis.from_url(queue).flushall()
         emulator = GitHubEmulator(tmp_path / "github").start()
-        model = ScriptedModelServer(script, mode=mode, config=config).start()  # type: ignore[arg-type]
-        harness = build_harness(tmp_path, emulator, model, redis_url, sandbox_image, files)
+        model = ScriptedModelServer(
+            script,
+            mode=mode,  # type: ignore[arg-type]
+            config=config,
+            per_conversation=per_conversation,
+        ).start()
+        harness = build_harness(tmp_path, emulator, model, queue, sandbox_image, files)
         harness.env.update(env or {})
         made.append(harness)
         if start:

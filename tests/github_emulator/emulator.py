@@ -17,6 +17,7 @@ from tests.github_emulator import (
     webhooks,
 )
 from tests.github_emulator.auth import issue_token, new_key_pair
+from tests.github_emulator.faults import Faults
 from tests.github_emulator.payloads import JSON, Payloads, node_id
 from tests.github_emulator.server import ServerThread, build_app
 from tests.github_emulator.state import (
@@ -47,7 +48,9 @@ class GitHubEmulator:
         self._server = ServerThread()
         self.web_url = f"http://127.0.0.1:{self._server.port}"
         self.payloads = Payloads(self.web_url)
-        self.app = build_app(self.world, self.payloads)
+        self.faults = Faults()
+        """Arm a `Fault` here to make GitHub misbehave (tests/github_emulator/faults.py)."""
+        self.app = build_app(self.world, self.payloads, self.faults)
 
     @property
     def api_url(self) -> str:

@@ -26,6 +26,7 @@ from tests.github_emulator import (
     rest_reviews,
 )
 from tests.github_emulator.errors import GitHubError, render
+from tests.github_emulator.faults import FaultMiddleware, Faults
 from tests.github_emulator.payloads import Payloads
 from tests.github_emulator.state import RequestRecord, World
 
@@ -42,7 +43,7 @@ REST_ROUTES = [
 ]
 
 
-def build_app(world: World, payloads: Payloads) -> Starlette:
+def build_app(world: World, payloads: Payloads, faults: Faults | None = None) -> Starlette:
     routes: list[BaseRoute] = [
         *REST_ROUTES,
         *graphql_api.routes,
@@ -52,6 +53,8 @@ def build_app(world: World, payloads: Payloads) -> Starlette:
     app = Starlette(routes=routes, exception_handlers={GitHubError: render})
     app.state.world = world
     app.state.payloads = payloads
+    # Faults sit inside the log, so a replaced or dropped answer is logged as the client saw it.
+    app.add_middleware(FaultMiddleware, faults=faults or Faults())
     app.add_middleware(RequestLog, world=world)
     return app
 

@@ -11,7 +11,7 @@ from tests.model_server.config import (
     ServerConfig,
 )
 from tests.model_server.metrics import ServerMetrics
-from tests.model_server.script import Fail, Reply, Turn
+from tests.model_server.script import BadBody, Fail, Outage, Reply, Turn
 from tests.model_server.server import RefusedRequest, ScriptedModelServer
 from tests.model_server.template import prompt_text
 from tests.model_server.tokens import count_tokens, tokenize
@@ -24,7 +24,9 @@ __all__ = [
     "SCHEMALESS_VALUES",
     "SGLANG",
     "VLLM",
+    "BadBody",
     "Fail",
+    "Outage",
     "RefusedRequest",
     "Reply",
     "ScriptedModelServer",

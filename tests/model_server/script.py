@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 from tests.model_server.config import QUIRKS
 
@@ -45,12 +45,43 @@ class Fail:
     status: int
     message: str = "scripted failure"
     delay: float = 0.0
+    retry_after: int | None = None
+    """Seconds sent in a `Retry-After` header (a gateway's 503 in front of a restarting server,
+    a rate limiter's 429)."""
 
 
-Turn = str | Reply | Fail
+BodyFault = Literal["empty", "invalid_json", "cut_off"]
 
 
-def as_turn(turn: Turn) -> Reply | Fail:
+@dataclass(frozen=True)
+class BadBody:
+    """A 200 whose body is no chat completion: what proxies and dying servers send.
+
+    "empty": no body at all. "invalid_json": the completion cut short, with a Content-Length
+    that matches what is sent (a buffering proxy that lost the rest). "cut_off": the headers
+    promise the whole completion and the connection closes half way through the body (the
+    server died while sending; the client reads "peer closed connection without sending
+    complete message body")."""
+
+    kind: BodyFault
+    delay: float = 0.0
+
+
+@dataclass(frozen=True)
+class Outage:
+    """The server goes away at this request, as a killed or restarted process does: this
+    request's connection is reset unanswered, every other open connection with it, and the port
+    refuses connections. After `back_after` seconds a restarted server listens on the same port
+    (same script position, cold prefix cache, counters from zero); None: it never comes back."""
+
+    back_after: float | None = None
+    delay: float = 0.0
+
+
+Turn = str | Reply | Fail | BadBody | Outage
+
+
+def as_turn(turn: Turn) -> Reply | Fail | BadBody | Outage:
     return Reply(turn) if isinstance(turn, str) else turn
 
 

@@ -3,12 +3,15 @@
 It answers as the server its `ServerConfig` describes (vLLM or SGLang, with their limits, error
 texts, parsers, prefix cache, reasoning fields and routes). Requests the real server would
 refuse before generating (context too long, unknown model, ...) get the real error, are kept in
-`refused` and consume no script turn.
+`refused` and consume no script turn. Fault turns make it misbehave as real servers and the
+proxies in front of them do: `Fail` (an error status, with `Retry-After` if asked), `BadBody`
+(a 200 that holds no completion) and `Outage` (the process goes away, and maybe comes back).
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import socket
 import threading
 import time
@@ -19,6 +22,7 @@ from typing import Any, Literal
 import uvicorn
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
+from starlette.types import Receive, Scope, Send
 
 from tests.model_server import dialects
 from tests.model_server.admission import Admission, Refusal, admit
@@ -27,7 +31,15 @@ from tests.model_server.generation import Generation, generate
 from tests.model_server.metrics import ServerMetrics, exposition
 from tests.model_server.prefix_cache import PrefixCache
 from tests.model_server.reasoning import missing_reasoning, thinking_enabled, where_sent_back
-from tests.model_server.script import Fail, Reply, Turn, as_turn, unmet_expectation
+from tests.model_server.script import (
+    BadBody,
+    Fail,
+    Outage,
+    Reply,
+    Turn,
+    as_turn,
+    unmet_expectation,
+)
 from tests.model_server.template import prompt_text
 from tests.model_server.tokens import CHARS_PER_TOKEN, count_tokens, tokenize
 
@@ -87,8 +99,12 @@ class ScriptedModelServer:
         mode: Literal["native", "raw"] | None = None,
         *,
         config: ServerConfig | None = None,
+        per_conversation: bool = False,
     ) -> None:
         config = config or COMPAT
+        self.per_conversation = per_conversation
+        """Every conversation replays the script from its first turn: the turn is the number
+        of assistant messages in the request (for jobs run again after a crash, or many jobs)."""
         if mode is not None:
             if mode not in ("native", "raw"):
                 raise ValueError(f"mode must be 'native' or 'raw', not {mode!r}")
@@ -109,10 +125,13 @@ class ScriptedModelServer:
         self._created = int(time.time())
         self._lock = threading.Lock()
         self.port = free_port()
-        self._server = uvicorn.Server(
-            uvicorn.Config(self._app(), host="127.0.0.1", port=self.port, log_level="warning")
-        )
+        self.outages = 0
+        """Times the server went away (`Outage` turns)."""
+        self._server = self._uvicorn()
         self._thread: threading.Thread | None = None
+        self._lifecycle = threading.Lock()
+        self._stopped = False
+        self._comeback: threading.Timer | None = None
 
     @property
     def mode(self) -> Literal["native", "raw"]:
@@ -135,6 +154,36 @@ class ScriptedModelServer:
         return count_tokens(prompt_text(request, self.config), self.config.tokenizer)
 
     def start(self) -> ScriptedModelServer:
+        """Listen on `port`; after `stop` or an outage, the same server again on the same port."""
+        with self._lifecycle:
+            self._stopped = False
+            self._listen()
+        return self
+
+    def stop(self) -> None:
+        """Stop answering (requests still hanging are cancelled after a second); `start` again
+        brings it back on the same port."""
+        with self._lifecycle:
+            self._stopped = True
+            if self._comeback is not None:
+                self._comeback.cancel()
+            self._server.should_exit = True
+            if self._thread is not None:
+                self._thread.join(timeout=10)
+
+    def _uvicorn(self) -> uvicorn.Server:
+        config = uvicorn.Config(
+            self._app(), host="127.0.0.1", port=self.port, log_level="warning",
+            timeout_graceful_shutdown=1,
+        )  # fmt: skip
+        return uvicorn.Server(config)
+
+    def _listen(self) -> None:
+        if self._thread is not None:
+            # The previous run (stopped, or gone in an outage) must let go of the port first.
+            self._server.should_exit = True
+            self._thread.join(timeout=10)
+            self._server = self._uvicorn()
         self._thread = threading.Thread(target=self._server.run, daemon=True)
         self._thread.start()
         deadline = time.monotonic() + 10
@@ -142,12 +191,31 @@ class ScriptedModelServer:
             if time.monotonic() > deadline or not self._thread.is_alive():
                 raise RuntimeError("scripted model server did not start")
             time.sleep(0.01)
-        return self
 
-    def stop(self) -> None:
-        self._server.should_exit = True
-        if self._thread is not None:
-            self._thread.join(timeout=10)
+    def _go_away(self, outage: Outage) -> None:
+        """What a killed process leaves: the port closed and every open connection reset."""
+        server = self._server
+        for listener in server.servers:
+            listener.close()
+        for connection in list(server.server_state.connections):
+            connection.transport.abort()
+        server.should_exit = True
+        with self._lock:
+            self.outages += 1
+        if outage.back_after is not None:
+            self._comeback = threading.Timer(outage.back_after, self._come_back)
+            self._comeback.daemon = True
+            self._comeback.start()
+
+    def _come_back(self) -> None:
+        """A restarted server: same script position, cold prefix cache, counters from zero."""
+        with self._lifecycle:
+            if self._stopped:
+                return
+            with self._lock:
+                self._cache = PrefixCache(self.config.kv_block_size)
+                self.metrics = ServerMetrics()
+            self._listen()
 
     def __enter__(self) -> ScriptedModelServer:
         return self.start()
@@ -203,19 +271,57 @@ class ScriptedModelServer:
         with self._lock:
             index = self.turns_used
             self.turns_used += 1
+            if self.per_conversation:
+                index = len([m for m in messages if m.get("role") == "assistant"])
         if index >= len(self.script):
             exhausted = f"scripted model server: script exhausted at request {index + 1}"
             return self._error(500, exhausted)
         turn = self.script[index]
         if turn.delay:
-            await asyncio.sleep(turn.delay)
+            try:
+                await asyncio.sleep(turn.delay)
+            except asyncio.CancelledError:
+                return Response(status_code=503)  # `stop` ended the hang; the client is gone
         if isinstance(turn, Fail):
-            return self._error(turn.status, turn.message)
+            response = self._error(turn.status, turn.message)
+            if turn.retry_after is not None:
+                response.headers["retry-after"] = str(turn.retry_after)
+            return response
+        if isinstance(turn, Outage):
+            self._go_away(turn)
+            await asyncio.sleep(0.1)  # the reset lands before the app could answer
+            return Response(status_code=500)  # never sent: its connection is gone
+        if isinstance(turn, BadBody):
+            return self._bad_body(turn, index + 1, body, admission, request.scope)
         problem = self._unmet(turn, body)
         if problem is not None:
             self.failures.append(f"turn {index + 1}: {problem}")
             return self._error(500, f"scripted model server: turn {index + 1}: {problem}")
         return JSONResponse(self._respond(index + 1, turn, body, admission))
+
+    def _bad_body(
+        self,
+        turn: BadBody,
+        number: int,
+        request: dict[str, Any],
+        admission: Admission,
+        scope: Scope,
+    ) -> Response:
+        if turn.kind == "empty":
+            return Response(b"", media_type="application/json")
+        # The server did generate a reply; it is lost on the way.
+        whole = json.dumps(self._respond(number, Reply(""), request, admission)).encode()
+        half = whole[: len(whole) // 2]
+        if turn.kind == "invalid_json":
+            return Response(half, media_type="application/json")
+        return CutOffResponse(half, len(whole), self._connection(scope))
+
+    def _connection(self, scope: Scope) -> asyncio.BaseTransport | None:
+        """The transport under this request (uvicorn's protocols know their peer address)."""
+        for connection in list(self._server.server_state.connections):
+            if getattr(connection, "client", None) == scope.get("client"):
+                return connection.transport
+        return None
 
     def _unmet(self, turn: Reply, body: dict[str, Any]) -> str | None:
         problem = unmet_expectation(turn, body)
@@ -274,3 +380,21 @@ class ScriptedModelServer:
         if turn.reasoning and thinking_enabled(request) and turn.reasoning in generation.output:
             return turn.reasoning.strip()
         return ""
+
+
+class CutOffResponse(Response):
+    """Headers that promise `length` bytes, then `body` (fewer), then the connection closes
+    (after what was sent is flushed), as a server that dies while sending."""
+
+    def __init__(self, body: bytes, length: int, transport: asyncio.BaseTransport | None) -> None:
+        super().__init__(body, media_type="application/json")
+        self.length = length
+        self.transport = transport
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % self.length)]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body, "more_body": True})
+        if self.transport is not None:
+            self.transport.close()
+            await asyncio.sleep(0.1)  # the server sees the connection gone before the app ends

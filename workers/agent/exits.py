@@ -17,6 +17,11 @@ ExitStatus = Literal[
     "sandbox_error",
 ]
 
+CUT_SHORT: frozenset[ExitStatus] = frozenset({"model_error", "format_error", "sandbox_error"})
+"""Runs cut short by a fault (the model server gave up, its replies held no usable tool call,
+the sandbox broke) rather than ended by the agent or a budget: the job fails with the reason,
+and the change made so far is kept in a draft pull request."""
+
 
 class AgentExit(Exception):
     """Ends the run with `status`; `reason` is for humans (PR body, logs)."""

@@ -42,6 +42,10 @@ CUT_OFF = (
     "Your reply was cut off at the output token limit, so none of it was run. Make smaller "
     "steps: write big files in parts (create a short file, then `insert` the rest)."
 )
+EMPTY_REPLY = (
+    "Your reply was empty: no text and no tool call, so nothing was run. Call the tools you "
+    "need; when the task is done, call `submit`."
+)
 OBSERVATION_SHARE = 6
 MIN_OBSERVATION = 2_000
 HARD_CONDENSE = 0.5
@@ -282,6 +286,8 @@ class Agent:
         try:
             if self.cut_off(reply):
                 raise FormatError(CUT_OFF)
+            if reply.empty:
+                raise FormatError(EMPTY_REPLY)
             calls, from_text = tool_calls_of(reply.answer, reply.tool_calls, self.toolbox.schemas)
         except FormatError as exc:
             return self.reject(reply, exc)

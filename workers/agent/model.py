@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 import re
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -49,6 +52,11 @@ class ModelConfig(BaseModel):
 
 class ModelError(Exception):
     """The model server could not produce a reply, even after retries."""
+
+
+class MalformedReply(ModelError):
+    """A 200 whose body is no chat completion (empty, cut short, not JSON): retried like a 5xx,
+    since a proxy or a server going down sends these, not the model."""
 
 
 class ContextTooLong(ModelError):
@@ -158,6 +166,11 @@ class ModelReply:
     (in `content`, no reasoning parser), or None. It goes back in the same place."""
 
     @property
+    def empty(self) -> bool:
+        """Nothing came back, in a 200 all the same: no text, no reasoning, no tool call."""
+        return not (self.content or "").strip() and not self.reasoning and not self.tool_calls
+
+    @property
     def answer(self) -> str | None:
         """The content without inline reasoning: what tool calls are parsed from."""
         if self.reasoning_field != "inline" or self.content is None:
@@ -173,18 +186,43 @@ def is_retryable(error: BaseException) -> bool:
     if isinstance(error, httpx.HTTPStatusError):
         status = error.response.status_code
         return status == 429 or status >= 500
-    return isinstance(error, httpx.TimeoutException | httpx.TransportError)
+    return isinstance(error, httpx.TimeoutException | httpx.TransportError | MalformedReply)
 
 
-def failure(error: BaseException | None) -> str:
+def failure(error: BaseException | None, timeout: float | None = None) -> str:
     """A failed request in a few words."""
     if isinstance(error, httpx.HTTPStatusError):
         return f"answered {error.response.status_code}"
     if isinstance(error, httpx.ConnectError):
         return "refused the connection (is it running?)"
     if isinstance(error, httpx.TimeoutException):
-        return "did not answer in time"
+        within = f" within {timeout:g} s (MODEL_TIMEOUT)" if timeout is not None else " in time"
+        return f"did not answer{within}"
+    if isinstance(error, httpx.RemoteProtocolError | httpx.ReadError):
+        return f"dropped the connection ({type(error).__name__}: {error})"
+    if isinstance(error, MalformedReply):
+        return f"sent no chat completion: {error}"
     return f"{type(error).__name__}: {error}"
+
+
+def retry_after(error: BaseException | None, now: datetime | None = None) -> float | None:
+    """Seconds the server asked to wait in its `Retry-After` header (seconds or an HTTP date)."""
+    if not isinstance(error, httpx.HTTPStatusError):
+        return None
+    value = error.response.headers.get("retry-after", "").strip()
+    if not value:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(seconds, 0.0) if math.isfinite(seconds) else None
 
 
 def usage_of(body: dict[str, Any], latency: float) -> Usage:
@@ -199,12 +237,12 @@ def usage_of(body: dict[str, Any], latency: float) -> Usage:
     )
 
 
-def reply_of(body: dict[str, Any], latency: float) -> ModelReply:
-    try:
-        choice = body["choices"][0]
-        message = choice["message"]
-    except (KeyError, IndexError, TypeError) as exc:
-        raise ModelError(f"malformed chat completion: {str(body)[:500]}") from exc
+def reply_of(body: Any, latency: float) -> ModelReply:
+    choices = body.get("choices") if isinstance(body, dict) else None
+    choice = choices[0] if isinstance(choices, list) and choices else None
+    message = choice.get("message") if isinstance(choice, dict) else None
+    if not isinstance(choice, dict) or not isinstance(message, dict):
+        raise MalformedReply(f"no choices[0].message in {str(body)[:300]}")
     content = message.get("content")
     reasoning, where = None, None
     for name in REASONING_FIELDS:
@@ -362,10 +400,11 @@ class ModelClient:
         retrying = AsyncRetrying(
             retry=retry_if_exception(is_retryable),
             stop=stop_after_attempt(self.config.max_retries + 1),
-            wait=self._backoff(),
+            wait=self._wait,
             before_sleep=self._retrying,
             reraise=True,
         )
+        started = time.monotonic()
         try:
             async for attempt in retrying:
                 with attempt:
@@ -375,18 +414,42 @@ class ModelClient:
             too_long = context_refusal(status, detail)
             if too_long is not None:
                 raise too_long from exc
-            raise ModelError(f"model server answered {status}: {detail}") from exc
-        except httpx.HTTPError as exc:
-            raise ModelError(self._unreachable(exc)) from exc
+            if not is_retryable(exc):
+                raise ModelError(f"model server answered {status}: {detail}") from exc
+            raise ModelError(self._gave_up(retrying, started, exc, f": {detail}")) from exc
+        except (httpx.HTTPError, MalformedReply) as exc:
+            raise ModelError(self._gave_up(retrying, started, exc)) from exc
         raise ModelError("no attempt was made")  # unreachable: tenacity makes at least one
+
+    def _gave_up(
+        self, retrying: AsyncRetrying, started: float, error: BaseException, detail: str = ""
+    ) -> str:
+        """Why the last attempt failed, naming the server, the setting and the retries spent."""
+        attempts = int(retrying.statistics.get("attempt_number", 1))
+        reached = "could not be reached" if isinstance(error, httpx.TransportError) else "failed"
+        tries = f"{attempts} attempt{'s' if attempts != 1 else ''}"
+        return (
+            f"the model server at {self.config.base_url} (MODEL_BASE_URL) {reached}: gave up "
+            f"after {attempts - 1} retries ({tries} in {time.monotonic() - started:.0f} s); "
+            f"the last attempt {failure(error, self.config.timeout)}{detail}"
+        )
+
+    def _wait(self, state: RetryCallState) -> float:
+        """Exponential backoff with jitter, or longer if the server said so in `Retry-After`
+        (a gateway's 503, a 429), never beyond `backoff_max`."""
+        backoff = float(self._backoff()(state))
+        error = state.outcome.exception() if state.outcome is not None else None
+        asked = retry_after(error)
+        return backoff if asked is None else max(backoff, min(asked, self.config.backoff_max))
 
     def _retrying(self, state: RetryCallState) -> None:
         """Say so, from the first failure: a wait nobody sees looks like a hang."""
         error = state.outcome.exception() if state.outcome is not None else None
         wait = state.next_action.sleep if state.next_action is not None else 0.0
         text = (
-            f"model server at {self.config.base_url}: {failure(error)}; retrying in "
-            f"{wait:.0f} s (attempt {state.attempt_number + 1} of {self.config.max_retries + 1})"
+            f"model server at {self.config.base_url}: {failure(error, self.config.timeout)}; "
+            f"retrying in {wait:.0f} s "
+            f"(attempt {state.attempt_number + 1} of {self.config.max_retries + 1})"
         )
         log.warning("model.retrying", detail=text)
         if self.on_retry is not None:
@@ -409,4 +472,9 @@ class ModelClient:
         started = time.monotonic()
         response = await self._http.post("chat/completions", json=body)
         response.raise_for_status()
-        return reply_of(response.json(), time.monotonic() - started)
+        try:
+            completion = response.json()
+        except ValueError as exc:
+            shown = repr(response.text[:120]) if response.text else "an empty body"
+            raise MalformedReply(f"a {response.status_code} with {shown}, not JSON") from exc
+        return reply_of(completion, time.monotonic() - started)

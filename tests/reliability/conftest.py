@@ -1,0 +1,81 @@
+"""Fixtures of the fault suites: the end-to-end app, and a durable Redis a test may restart."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TypeVar
+
+import pytest
+
+from tests.conftest import free_port, wait_for_port
+from tests.e2e.conftest import make_harness  # noqa: F401  (the app, emulator and model server)
+from tests.e2e.harness import Harness
+
+T = TypeVar("T")
+
+
+def until(h: Harness, what: str, check: Callable[[], T | None], timeout: float = 180.0) -> T:
+    """Like `Harness.wait_for`, for tests where a job is meant to fail: only a process that
+    exits fails it early."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = check()
+        if found:
+            return found
+        for role, process in h.processes.items():
+            assert process.poll() is None, f"{role} exited\n{h.output()}"
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}\n{h.output()}")
+
+
+class DurableRedis:
+    """A redis-server with an append-only file synced every second, as the deploy files run it,
+    that a test can restart on the same port and files."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+        self.port = free_port()
+        self.process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}"
+
+    def start(self) -> DurableRedis:
+        binary = shutil.which("redis-server")
+        if binary is None:
+            pytest.fail("redis-server is not installed; run `bash scripts/bootstrap` (see README)")
+        self.process = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--dir",
+             str(self.directory), "--appendonly", "yes", "--appendfsync", "everysec",
+             "--save", ""],
+            stdout=subprocess.DEVNULL,
+        )  # fmt: skip
+        wait_for_port(self.port, timeout=20)
+        return self
+
+    def restart(self, down: float = 0.0) -> None:
+        """What `docker restart` and a rolling update do: SIGTERM (Redis writes out its
+        append-only file), `down` seconds without Redis, then the same server on the same files."""
+        self.stop()
+        time.sleep(down)
+        self.start()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.terminate()
+            self.process.wait(timeout=30)
+            self.process = None
+
+
+@pytest.fixture
+def durable_redis(tmp_path: Path) -> Iterator[DurableRedis]:
+    directory = tmp_path / "redis"
+    directory.mkdir()
+    server = DurableRedis(directory).start()
+    yield server
+    server.stop()
