@@ -1,5 +1,5 @@
 """Why a job stopped, in words a person on the issue can act on, for failures that are not
-the job's own: GitHub down or limiting the app, the worker's disk full.
+the job's own: GitHub down or limiting the app, the worker's disk full, the Docker engine gone.
 
 githubkit retries server errors and rate limits, and the shared transport retries dropped
 connections (bot/github.py); what still fails after that is GitHub being down or limiting the
@@ -12,15 +12,19 @@ import contextlib
 import errno
 from pathlib import Path
 
+import docker.errors
 import httpx
+import requests.exceptions
 from githubkit.exception import RateLimitExceeded, RequestFailed
 
 NO_SPACE = "No space left on device"
+ENGINE_UNREACHABLE = ("Connection aborted", "Error while fetching server API version")
+"""What docker-py says when the engine's socket is gone (other Docker errors are the job's)."""
 
 
 def describe(error: BaseException, data_dir: Path) -> str | None:
     """The reason to show for `error`, if it is one of these failures; else None."""
-    return disk_full(error, data_dir) or github_failed(error)
+    return disk_full(error, data_dir) or engine_gone(error) or github_failed(error)
 
 
 def disk_full(error: BaseException, data_dir: Path) -> str | None:
@@ -34,6 +38,23 @@ def disk_full(error: BaseException, data_dir: Path) -> str | None:
                 f"The worker ran out of disk space ({NO_SPACE}) in DATA_DIR (`{data_dir}`). "
                 "Free space there; the worker goes on taking jobs.\n\n"
                 f"```\n{str(seen)[-1500:]}\n```"
+            )
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def engine_gone(error: BaseException) -> str | None:
+    """The Docker engine stopped answering (restarted, or its socket went away) mid-job."""
+    seen: BaseException | None = error
+    while seen is not None:
+        unreachable = isinstance(seen, docker.errors.DockerException) and any(
+            sign in str(seen) for sign in ENGINE_UNREACHABLE
+        )
+        if isinstance(seen, requests.exceptions.ConnectionError) or unreachable:
+            return (
+                "The Docker engine stopped answering during the job, and the sandbox went with "
+                f"it (`{type(seen).__name__}: {str(seen)[:300]}`). Was it restarted? The worker "
+                "goes on taking jobs once the engine is back."
             )
         seen = seen.__cause__ or seen.__context__
     return None

@@ -1,10 +1,10 @@
 """Worker liveness in Redis, so that the sandboxes and jobs of a crashed worker are found: its
 sandboxes removed, its jobs run again (workers/crash_recovery.py).
 
-Each worker joins a set of known workers and beats every `interval` seconds; a beat lives four
-intervals. On each beat a worker removes the sandboxes of known workers that stopped beating
-(and ended or expired ones). Workers of another deployment sharing the Docker engine are not
-known to this Redis, so their sandboxes are left alone.
+Each worker beats every `interval` seconds into one sorted set, scored with the moment its beat
+lapses (four intervals on, by Redis's clock). On each beat a worker removes the sandboxes of
+known workers that stopped beating (and ended or expired ones). Workers of another deployment
+sharing the Docker engine are not known to this Redis, so their sandboxes are left alone.
 """
 
 from __future__ import annotations
@@ -23,22 +23,36 @@ from workers.crash_recovery import release_jobs
 
 log = structlog.get_logger("qwen_fix.liveness")
 
-PREFIX = "qwen-fix:worker-alive:"
-KNOWN = "qwen-fix:workers"
+BEATS = "qwen-fix:worker-beats"
+"""Sorted set: each known worker, scored with the moment (Redis's clock) its last beat lapses."""
 BEATS_TO_LIVE = 4
+
+# Redis's own clock, so hosts whose clocks disagree still agree on who is dead.
+BEAT = """
+local now = redis.call('TIME')
+redis.call('ZADD', KEYS[1], tonumber(now[1]) + tonumber(now[2]) / 1e6 + tonumber(ARGV[2]), ARGV[1])
+"""
+LAPSED = """
+local now = redis.call('TIME')
+return redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', tonumber(now[1]) + tonumber(now[2]) / 1e6)
+"""
 
 
 async def beat(redis: Redis, worker_id: str, interval: float) -> None:
-    # redis-py types set commands as sync-or-async; on the asyncio client they are awaitable.
-    await cast(Awaitable[int], redis.sadd(KNOWN, worker_id))
-    await redis.set(PREFIX + worker_id, "1", px=int(interval * BEATS_TO_LIVE * 1000))
+    """This worker lives for BEATS_TO_LIVE more intervals."""
+    await cast(Awaitable[int], redis.eval(BEAT, 1, BEATS, worker_id, str(interval * BEATS_TO_LIVE)))
 
 
 async def dead_workers(redis: Redis) -> set[str]:
-    """Known workers whose beat has lapsed."""
-    known = {_text(name) for name in await cast(Awaitable[set[bytes]], redis.smembers(KNOWN))}
-    alive = {_text(key).removeprefix(PREFIX) async for key in redis.scan_iter(PREFIX + "*")}
-    return known - alive
+    """Known workers whose beat has lapsed: a range of one sorted set, however many keys
+    Redis holds (a scan of the keyspace took seconds at a million keys)."""
+    lapsed = await cast(Awaitable[list[bytes]], redis.eval(LAPSED, 1, BEATS))
+    return {_text(name) for name in lapsed}
+
+
+async def forget(redis: Redis, workers: set[str]) -> None:
+    """Their sandboxes and jobs are dealt with: drop them, so the set stays small."""
+    await cast(Awaitable[int], redis.zrem(BEATS, *workers))
 
 
 def _text(value: bytes | str) -> str:
@@ -65,8 +79,7 @@ async def beat_and_reap(
                     await asyncio.to_thread(reap_directories, client, root, pattern)
                 # Their sandboxes are gone: their jobs may run again, elsewhere.
                 released = await release_jobs(redis, dead)
-                # Forget them, so the set stays small.
-                await cast(Awaitable[int], redis.srem(KNOWN, *dead))
+                await forget(redis, dead)
                 log.info(
                     "liveness.reaped", removed=removed, dead_workers=sorted(dead),
                     jobs_released=released,

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import time
@@ -16,6 +17,12 @@ from tests.e2e.conftest import make_harness  # noqa: F401  (the app, emulator an
 from tests.e2e.harness import Harness
 
 T = TypeVar("T")
+
+
+def as_root(argv: list[str]) -> subprocess.CompletedProcess[str]:
+    """Run `argv` as root, as scripts/bootstrap does (directly when root, else `sudo -n`)."""
+    prefix = [] if os.geteuid() == 0 else ["sudo", "-n"]
+    return subprocess.run([*prefix, *argv], capture_output=True, text=True, check=False)
 
 
 def until(h: Harness, what: str, check: Callable[[], T | None], timeout: float = 180.0) -> T:

@@ -4,7 +4,6 @@ up, and once there is room again the next job runs."""
 from __future__ import annotations
 
 import os
-import subprocess
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -12,7 +11,7 @@ import pytest
 
 from tests.e2e.conftest import MakeHarness
 from tests.e2e.harness import REPO, fix_add_script
-from tests.reliability.conftest import until
+from tests.reliability.conftest import as_root, until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -24,16 +23,15 @@ def small_disk(tmp_path: Path) -> Iterator[Path]:
     """A 64 MB file system of its own (tmpfs) for DATA_DIR."""
     mount = tmp_path / "small-disk"
     mount.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={SIZE_MB}m", "tmpfs", str(mount)],
-        capture_output=True, text=True, check=False,
-    )  # fmt: skip
+    # Owned by whoever runs the tests, as DATA_DIR is the worker's.
+    options = f"size={SIZE_MB}m,uid={os.getuid()},gid={os.getgid()}"
+    done = as_root(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(mount)])
     if done.returncode != 0:
-        pytest.fail(f"this test mounts a small tmpfs and needs root: {done.stderr.strip()}")
+        pytest.fail(f"this test mounts a small tmpfs, as root: {done.stderr.strip()}")
     try:
         yield mount
     finally:
-        subprocess.run(["umount", "-l", str(mount)], check=False)
+        as_root(["umount", "-l", str(mount)])
 
 
 def fill(disk: Path) -> Path:

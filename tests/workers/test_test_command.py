@@ -8,6 +8,7 @@ import json
 import pytest
 
 from workers.test_command import (
+    PYTEST_PROBE,
     TestChoice,
     TestCommand,
     candidate_commands,
@@ -79,7 +80,7 @@ def test_each_candidate_says_why_and_what_it_needs() -> None:
         "command -v make",
     )
     assert (npm.why, npm.tool) == ("package.json has a test script", "npm")
-    assert (pytest_.tool, pytest_.probe) == ("pytest", "python3 -c 'import pytest'")
+    assert (pytest_.tool, pytest_.probe) == ("pytest", PYTEST_PROBE)
     assert (unittest.why, unittest.tool) == ("the repository has Python tests", "python3")
 
 

@@ -289,6 +289,10 @@ def window_in(record: object) -> int | None:
     return None
 
 
+KEEP_ALIVE = 128
+"""Idle connections kept to the model server: more than a worker's concurrent sessions."""
+
+
 class ModelClient:
     """Sends a conversation to the model and returns its reply; accumulates `usage`."""
 
@@ -312,6 +316,9 @@ class ModelClient:
             base_url=config.base_url.rstrip("/") + "/",
             headers={"Authorization": f"Bearer {config.api_key.get_secret_value()}"},
             timeout=httpx.Timeout(config.timeout, connect=min(config.timeout, 10.0)),
+            # httpx keeps 20 idle connections by default: with more sessions than that in a
+            # worker, nearly every step opened a new one (deploy/SCALING.md).
+            limits=httpx.Limits(max_connections=None, max_keepalive_connections=KEEP_ALIVE),
             transport=transport,
         )
 
