@@ -119,6 +119,7 @@ def world() -> Iterator[tuple[GitHubEmulator, dict[str, Any]]]:
             "meta": emu.installation_token(meta),
         }
         ids.update(app_world(emu, tokens["token"]))
+        ids.update(ci_world(emu))
         yield emu, {"ids": ids, "tokens": tokens}
 
 
@@ -167,6 +168,21 @@ def app_world(emu: GitHubEmulator, token: str) -> dict[str, Any]:
     delivery = emu.send("ping", {"zen": "Keep it logically awesome.", "hook_id": 1}, app_id=1)
     code = emu.manifest_code({"name": "qwen fix", "url": "http://127.0.0.1/qwen-fix"})
     return {"run": run.json()["id"], "delivery": delivery["id"], "code": code}
+
+
+def ci_world(emu: GitHubEmulator) -> dict[str, Any]:
+    """A failing workflow run on `fix` (pull #2) with one annotated job, and a suite by another
+    app with one run."""
+    job = {
+        "name": "test", "conclusion": "failure", "steps": ["Set up job", "Run tests"],
+        "log": "FAILED test_a\n", "output": {"title": "1 failed", "summary": "test_a"},
+        "annotations": [{"path": "src/app.py", "start_line": 2, "message": "assert 1 == 2"}],
+    }  # fmt: skip
+    run = emu.add_workflow_run("octo/hello", "fix", [job])
+    suite = emu.add_check_suite("octo/hello", "main", head_branch="main")
+    lint = emu.add_check_run("octo/hello", "main", "lint", "success", suite=suite)
+    (listed,) = emu.workflow_jobs("octo/hello", run)
+    return {"wf_run": run, "job": listed["id"], "suite": suite, "lint": lint}
 
 
 def app_cases() -> list[Case]:
@@ -414,6 +430,52 @@ def check_cases() -> list[Case]:
     ]  # fmt: skip
 
 
+def ci_cases() -> list[Case]:
+    hello, ro = "/repos/octo/hello", "/repos/ro/repo"
+    run = "/repos/{owner}/{repo}/check-runs/{check_run_id}"
+    suite = "/repos/{owner}/{repo}/check-suites/{check_suite_id}"
+    suites = "/repos/{owner}/{repo}/commits/{ref}/check-suites"
+    return [
+        *read_cases(run, f"{hello}/check-runs/{{job}}", f"{ro}/check-runs/1"),
+        *read_cases(f"{run}/annotations", f"{hello}/check-runs/{{job}}/annotations",
+                    f"{ro}/check-runs/1/annotations"),
+        *read_cases(suite, f"{hello}/check-suites/{{suite}}", f"{ro}/check-suites/1"),
+        *read_cases(f"{suite}/check-runs", f"{hello}/check-suites/{{suite}}/check-runs",
+                    f"{ro}/check-suites/1/check-runs"),
+        Case("GET", suites, f"{hello}/commits/fix/check-suites", "token", 200),
+        Case("GET", suites, f"{hello}/commits/{{main}}/check-suites?app_id=1", "token", 200),
+        Case("GET", suites, f"{hello}/commits/nope/check-suites", "token", 422),
+        *hidden_errors("GET", suites, f"{hello}/commits/main/check-suites",
+                       f"{ro}/commits/main/check-suites", None),
+    ]  # fmt: skip
+
+
+def actions_cases() -> list[Case]:
+    hello, ro = "/repos/octo/hello", "/repos/ro/repo"
+    run = "/repos/{owner}/{repo}/actions/runs/{run_id}"
+    job = "/repos/{owner}/{repo}/actions/jobs/{job_id}"
+    return [
+        *read_cases(run, f"{hello}/actions/runs/{{wf_run}}", f"{ro}/actions/runs/1"),
+        *read_cases(f"{run}/jobs", f"{hello}/actions/runs/{{wf_run}}/jobs",
+                    f"{ro}/actions/runs/1/jobs"),
+        *read_cases(job, f"{hello}/actions/jobs/{{job}}", f"{ro}/actions/jobs/1"),
+        Case("GET", f"{job}/logs", f"{hello}/actions/jobs/{{job}}/logs", "token", 302),
+        Case("GET", f"{job}/logs", f"{hello}/actions/jobs/999/logs", "token", 404),
+        *hidden_errors("GET", f"{job}/logs", f"{hello}/actions/jobs/{{job}}/logs",
+                       f"{ro}/actions/jobs/1/logs", None),
+    ]  # fmt: skip
+
+
+def read_cases(spec: str, path: str, ro_path: str) -> list[Case]:
+    """200, 404 for a missing id, and 403/404/401 of a read route with one id in its path."""
+    missing = re.sub(r"/\{\w+\}(?=/|$)", "/999", path)
+    return [
+        Case("GET", spec, path, "token", 200),
+        Case("GET", spec, missing, "token", 404),
+        *hidden_errors("GET", spec, path, ro_path, None),
+    ]
+
+
 def git_cases() -> list[Case]:
     git = "/repos/{owner}/{repo}/git"
     hello, ro = "/repos/octo/hello", "/repos/ro/repo"
@@ -502,6 +564,8 @@ CASES = [
     *more_issue_cases(),
     *review_cases(),
     *check_cases(),
+    *ci_cases(),
+    *actions_cases(),
     *git_cases(),
     *delivery_cases(),
 ]

@@ -10,6 +10,7 @@ from typing import Any
 
 from tests.github_emulator import (
     bare_repos,
+    ci,
     hook_deliveries,
     manifest_flow,
     pull_refs,
@@ -358,6 +359,65 @@ class GitHubEmulator:
             else:
                 found.resolved_threads.discard(root)
 
+    def add_check_suite(
+        self,
+        repo: str,
+        head_sha: str,
+        app: str = "ci-provider",
+        app_name: str = "CI Provider",
+        head_branch: str | None = None,
+    ) -> int:
+        """A check suite of another app (by slug, registered on first mention) on a commit or
+        ref; it completes as its runs do. Returns its id."""
+        found = self._repo(repo)
+        owner = ci.other_app(self.world, app, app_name)
+        sha = ci.commit_of(found, head_sha)
+        return ci.add_check_suite(self.world, found, sha, owner, head_branch).id
+
+    def add_check_run(
+        self,
+        repo: str,
+        head_sha: str,
+        name: str,
+        conclusion: str | None = "failure",
+        output: dict[str, str | None] | None = None,
+        annotations: list[dict[str, Any]] | None = None,
+        suite: int | None = None,
+        app: str = "ci-provider",
+        app_name: str = "CI Provider",
+    ) -> int:
+        """A check run by another app: completed with `conclusion`, in progress when None.
+        `output` holds title, summary, text; an annotation needs path, start_line, message.
+        Without `suite` it joins the app's suite for the commit. Returns its id."""
+        found = self._repo(repo)
+        if suite is not None:
+            chosen = found.check_suites[suite]
+        else:
+            sha = ci.commit_of(found, head_sha)
+            chosen = ci.suite_for(self.world, found, sha, ci.other_app(self.world, app, app_name))
+        return ci.add_check_run(self.world, found, chosen, name, conclusion, output, annotations).id
+
+    def add_workflow_run(
+        self,
+        repo: str,
+        head_branch: str,
+        jobs: list[dict[str, Any]],
+        name: str = "CI",
+        path: str = ".github/workflows/ci.yml",
+        head_sha: str | None = None,
+        event: str = "pull_request",
+        actor: str = "alice",
+    ) -> int:
+        """A GitHub Actions run on the tip of `head_branch` (or `head_sha`) with its check suite;
+        each job, `{name, conclusion, steps, log, output, annotations}`, is also a check run
+        with the job's id. Its conclusion rolls up the jobs'. Returns the run's id."""
+        found = self._repo(repo)
+        sha = ci.commit_of(found, head_sha or head_branch)
+        run = ci.add_workflow_run(
+            self.world, found, sha, head_branch, name, jobs, path, event, actor
+        )
+        return run.id
+
     def set_webhook(self, app_id: int, url: str, secret: str) -> None:
         """Where and with which secret the emulator delivers the app's webhooks."""
         app = self.world.apps[app_id]
@@ -393,8 +453,8 @@ class GitHubEmulator:
         """An octokit example of `event.action` with the emulator's objects substituted.
 
         Context: `repo` ("owner/name") and `sender` (login) always; `issue`, `pull` (numbers),
-        `comment` (an issue or review comment id), `review` (id), `label` (name) as the event
-        carries them.
+        `comment` (an issue or review comment id), `review` (id), `label` (name),
+        `check_suite` and `workflow_run` (ids) as the event carries them.
         """
         return webhooks.build(self.world, self.payloads, event, action, **context)
 
@@ -491,6 +551,13 @@ class GitHubEmulator:
     def check_runs(self, repo: str) -> list[JSON]:
         found = self._repo(repo)
         return [self.payloads.check_run(found, run) for run in found.check_runs.values()]
+
+    def workflow_jobs(self, repo: str, run: int) -> list[JSON]:
+        """The jobs of a workflow run, as GET .../actions/runs/{run_id}/jobs lists them."""
+        found = self._repo(repo)
+        return [
+            self.payloads.job(found, found.jobs[job]) for job in found.workflow_runs[run].job_ids
+        ]
 
     def commit_verified(self, repo: str, sha: str) -> bool:
         """Whether GitHub would show the commit as verified (made by an app through the API)."""

@@ -15,10 +15,12 @@ from tests.github_emulator.bare_repos import CommitInfo, TreeEntry
 from tests.github_emulator.state import (
     App,
     CheckRun,
+    CheckSuite,
     Comment,
     HookDelivery,
     Installation,
     Issue,
+    Job,
     Label,
     PullRequest,
     Reaction,
@@ -27,6 +29,7 @@ from tests.github_emulator.state import (
     ReviewComment,
     Token,
     User,
+    WorkflowRun,
 )
 
 JSON = dict[str, Any]
@@ -595,14 +598,145 @@ class Payloads:
             "completed_at": timestamp(run.completed_at),
             "output": {
                 **run.output,
-                "annotations_count": 0,
+                "annotations_count": len(run.annotations),
                 "annotations_url": f"{api}/annotations",
             },
             "name": run.name,
-            # One suite per app and commit, as GitHub groups them.
-            "check_suite": {"id": int(run.head_sha[:7], 16) * 100 + run.app.id % 100},
+            "check_suite": {"id": suite_of(run)},
             "app": self.app(run.app),
             "pull_requests": [],
+        }
+
+    def annotation(self, repo: Repo, run: CheckRun, annotation: JSON) -> JSON:
+        blob = f"{self.web}/{repo.full_name}/blob/{run.head_sha}/{annotation['path']}"
+        defaults = {"start_column": None, "end_column": None, "title": None, "raw_details": None}
+        return {"annotation_level": "failure", **defaults, **annotation, "blob_href": blob}
+
+    def simple_commit(self, commit: CommitInfo) -> JSON:
+        return {
+            "id": commit.sha,
+            "tree_id": commit.tree,
+            "message": commit.message,
+            "timestamp": commit.committer_date,
+            "author": {"name": commit.author_name, "email": commit.author_email},
+            "committer": {"name": commit.committer_name, "email": commit.committer_email},
+        }
+
+    def pull_minimal(self, repo: Repo, issue: Issue, head_sha: str, base_sha: str) -> JSON:
+        """A pull as check suites and workflow runs list it."""
+        pull = pull_of(issue)
+        head_repo = pull.head_repo or repo
+
+        def end(at: Repo, ref: str, sha: str) -> JSON:
+            api = f"{self.api}/repos/{at.full_name}"
+            return {"ref": ref, "sha": sha, "repo": {"id": at.id, "url": api, "name": at.name}}
+
+        return {
+            "id": pull.id,
+            "number": issue.number,
+            "url": f"{self.api}/repos/{repo.full_name}/pulls/{issue.number}",
+            "head": end(head_repo, pull.head_ref, head_sha),
+            "base": end(repo, pull.base_ref, base_sha),
+        }
+
+    def check_suite(
+        self, repo: Repo, suite: CheckSuite, commit: CommitInfo, pulls: list[JSON]
+    ) -> JSON:
+        api = f"{self.api}/repos/{repo.full_name}/check-suites/{suite.id}"
+        runs = [run for run in repo.check_runs.values() if run.suite_id == suite.id]
+        return {
+            "id": suite.id,
+            "node_id": node_id("CheckSuite", suite.id),
+            "head_branch": suite.head_branch,
+            "head_sha": suite.head_sha,
+            "status": suite.status,
+            "conclusion": suite.conclusion,
+            "url": api,
+            "before": commit.parents[0] if commit.parents else "0" * 40,
+            "after": suite.head_sha,
+            "pull_requests": pulls,
+            "app": self.app(suite.app),
+            "repository": self.repository(repo),
+            "created_at": timestamp(suite.created_at),
+            "updated_at": timestamp(suite.updated_at),
+            "head_commit": self.simple_commit(commit),
+            "latest_check_runs_count": len(runs),
+            "check_runs_url": f"{api}/check-runs",
+            "rerequestable": True,
+            "runs_rerequestable": True,
+        }
+
+    def workflow_run(
+        self, repo: Repo, run: WorkflowRun, commit: CommitInfo, pulls: list[JSON]
+    ) -> JSON:
+        api = f"{self.api}/repos/{repo.full_name}"
+        url = f"{api}/actions/runs/{run.id}"
+        workflow_id = workflow_id_of(run)
+        return {
+            "id": run.id,
+            "name": run.name,
+            "node_id": node_id("WorkflowRun", run.id),
+            "check_suite_id": run.suite_id,
+            "check_suite_node_id": node_id("CheckSuite", run.suite_id),
+            "head_branch": run.head_branch,
+            "head_sha": run.head_sha,
+            "path": run.path,
+            "display_title": commit.message.splitlines()[0] if commit.message else run.name,
+            "run_number": run.run_number,
+            "run_attempt": 1,
+            "event": run.event,
+            "status": run.status,
+            "conclusion": run.conclusion,
+            "workflow_id": workflow_id,
+            "url": url,
+            "html_url": f"{self.web}/{repo.full_name}/actions/runs/{run.id}",
+            "pull_requests": pulls,
+            "created_at": timestamp(run.created_at),
+            "updated_at": timestamp(run.updated_at),
+            "run_started_at": timestamp(run.created_at),
+            "actor": self.user(run.actor),
+            "triggering_actor": self.user(run.actor),
+            "jobs_url": f"{url}/jobs",
+            "logs_url": f"{url}/logs",
+            "check_suite_url": f"{api}/check-suites/{run.suite_id}",
+            "artifacts_url": f"{url}/artifacts",
+            "cancel_url": f"{url}/cancel",
+            "rerun_url": f"{url}/rerun",
+            "previous_attempt_url": None,
+            "workflow_url": f"{api}/actions/workflows/{workflow_id}",
+            "head_commit": self.simple_commit(commit),
+            "repository": self.repository(repo),
+            "head_repository": self.repository(repo),
+        }
+
+    def job(self, repo: Repo, job: Job) -> JSON:
+        api = f"{self.api}/repos/{repo.full_name}"
+        run = repo.workflow_runs[job.run_id]
+        check = repo.check_runs[job.id]
+        return {
+            "id": job.id,
+            "run_id": run.id,
+            "run_url": f"{api}/actions/runs/{run.id}",
+            "run_attempt": 1,
+            "node_id": node_id("CheckRun", job.id),
+            "head_sha": run.head_sha,
+            "url": f"{api}/actions/jobs/{job.id}",
+            "html_url": f"{self.web}/{repo.full_name}/actions/runs/{run.id}/job/{job.id}",
+            "status": check.status,
+            "conclusion": check.conclusion,
+            "created_at": timestamp(run.created_at),
+            "started_at": timestamp(check.started_at or run.created_at),
+            "completed_at": timestamp(check.completed_at),
+            "name": check.name,
+            "steps": job.steps,
+            "check_run_url": f"{api}/check-runs/{job.id}",
+            "labels": ["ubuntu-latest"],
+            "runner_id": 1,
+            "runner_name": "GitHub Actions 1",
+            "runner_group_id": 2,
+            "runner_group_name": "GitHub Actions",
+            "workflow_name": run.name,
+            "head_branch": run.head_branch,
         }
 
     def blob(self, repo: Repo, sha: str) -> JSON:
@@ -693,6 +827,18 @@ class Payloads:
             "request": {"headers": delivery.request_headers, "payload": delivery.request_payload},
             "response": {"headers": delivery.response_headers, "payload": delivery.response_body},
         }
+
+
+def suite_of(run: CheckRun) -> int:
+    """The run's check suite; runs made through the API share one per app and commit."""
+    if run.suite_id is not None:
+        return run.suite_id
+    return int(run.head_sha[:7], 16) * 100 + run.app.id % 100
+
+
+def workflow_id_of(run: WorkflowRun) -> int:
+    """A stable id per workflow file, as GitHub gives each workflow one."""
+    return sum(ord(char) * (index + 1) for index, char in enumerate(run.path)) + 100000
 
 
 def pull_of(issue: Issue) -> PullRequest:

@@ -1,4 +1,5 @@
-"""REST routes on check runs: create, update, list for a commit; GitHub's output limits."""
+"""REST routes on check runs and suites: create, update, read, list for a commit or a suite,
+annotations; GitHub's output limits."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from typing import Any
 from starlette.requests import Request
 from starlette.responses import Response
 
-from tests.github_emulator import bare_repos
+from tests.github_emulator import bare_repos, ci
 from tests.github_emulator.auth import require_permission
 from tests.github_emulator.errors import GitHubError, not_found, validation_failed
+from tests.github_emulator.payloads import suite_of
 from tests.github_emulator.routing import (
     RestRoute,
     int_param,
@@ -22,7 +24,7 @@ from tests.github_emulator.routing import (
     respond,
     world_of,
 )
-from tests.github_emulator.state import CheckRun, Repo, now
+from tests.github_emulator.state import CheckRun, CheckSuite, Repo, now
 
 STATUSES = ("queued", "in_progress", "completed", "waiting", "requested", "pending")
 CONCLUSIONS = (
@@ -144,8 +146,21 @@ async def list_for_ref(request: Request) -> Response:
     sha = await commit_sha(repo, ref)
     if sha is None:
         raise no_commit(ref)
-    query = request.query_params
     runs = [run for run in repo.check_runs.values() if run.head_sha == sha]
+    return listed_runs(request, repo, runs)
+
+
+async def list_for_suite(request: Request) -> Response:
+    token, repo = repo_context(request)
+    require_permission(token, "checks", "read")
+    suite = suite_in(repo, int_param(request, "check_suite_id"))
+    runs = [run for run in repo.check_runs.values() if suite_of(run) == suite.id]
+    return listed_runs(request, repo, runs)
+
+
+def listed_runs(request: Request, repo: Repo, runs: list[CheckRun]) -> Response:
+    """The runs the query's check_name, status, app_id and filter keep, newest first, paged."""
+    query = request.query_params
     if "check_name" in query:
         runs = [run for run in runs if run.name == query["check_name"]]
     if "status" in query:
@@ -162,7 +177,69 @@ async def list_for_ref(request: Request) -> Response:
     return respond({"total_count": len(runs), "check_runs": rendered}, headers=headers)
 
 
+async def get_check_run(request: Request) -> Response:
+    token, repo = repo_context(request)
+    require_permission(token, "checks", "read")
+    run = run_in(repo, int_param(request, "check_run_id"))
+    return respond(payloads_of(request).check_run(repo, run))
+
+
+async def list_annotations(request: Request) -> Response:
+    token, repo = repo_context(request)
+    require_permission(token, "checks", "read")
+    run = run_in(repo, int_param(request, "check_run_id"))
+    page, headers = paginate(request, run.annotations)
+    payloads = payloads_of(request)
+    return respond([payloads.annotation(repo, run, item) for item in page], headers=headers)
+
+
+async def get_check_suite(request: Request) -> Response:
+    token, repo = repo_context(request)
+    require_permission(token, "checks", "read")
+    suite = suite_in(repo, int_param(request, "check_suite_id"))
+    return respond(await asyncio.to_thread(ci.suite_payload, payloads_of(request), repo, suite))
+
+
+async def list_suites_for_ref(request: Request) -> Response:
+    token, repo = repo_context(request)
+    require_permission(token, "checks", "read")
+    ref = request.path_params["ref"]
+    sha = await commit_sha(repo, ref)
+    if sha is None:
+        raise no_commit(ref)
+    query = request.query_params
+    suites = [suite for suite in repo.check_suites.values() if suite.head_sha == sha]
+    if query.get("app_id", "").isdigit():
+        suites = [suite for suite in suites if suite.app.id == int(query["app_id"])]
+    if "check_name" in query:
+        named = {
+            run.suite_id for run in repo.check_runs.values() if run.name == query["check_name"]
+        }
+        suites = [suite for suite in suites if suite.id in named]
+    suites.sort(key=lambda suite: suite.id)
+    page, headers = paginate(request, suites)
+    payloads = payloads_of(request)
+    rendered = [await asyncio.to_thread(ci.suite_payload, payloads, repo, s) for s in page]
+    return respond({"total_count": len(suites), "check_suites": rendered}, headers=headers)
+
+
+def run_in(repo: Repo, run_id: int) -> CheckRun:
+    run = repo.check_runs.get(run_id)
+    if run is None:
+        raise not_found()
+    return run
+
+
+def suite_in(repo: Repo, suite_id: int) -> CheckSuite:
+    suite = repo.check_suites.get(suite_id)
+    if suite is None:
+        raise not_found()
+    return suite
+
+
 RUNS = "/repos/{owner}/{repo}/check-runs"
+SUITES = "/repos/{owner}/{repo}/check-suites"
+READ = {200, 401, 403, 404}
 WRITE = {400, 401, 403, 404, 422}
 
 routes = [
@@ -174,4 +251,14 @@ routes = [
         list_for_ref,
         {200, 401, 403, 404, 422},
     ),
+    RestRoute("GET", f"{RUNS}/{{check_run_id}}", get_check_run, READ),
+    RestRoute("GET", f"{RUNS}/{{check_run_id}}/annotations", list_annotations, READ),
+    RestRoute(
+        "GET",
+        "/repos/{owner}/{repo}/commits/{ref}/check-suites",
+        list_suites_for_ref,
+        {*READ, 422},
+    ),
+    RestRoute("GET", f"{SUITES}/{{check_suite_id}}", get_check_suite, READ),
+    RestRoute("GET", f"{SUITES}/{{check_suite_id}}/check-runs", list_for_suite, READ),
 ]

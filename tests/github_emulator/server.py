@@ -16,6 +16,7 @@ from tests.github_emulator import (
     git_http,
     graphql_api,
     manifest_flow,
+    rest_actions,
     rest_app,
     rest_checks,
     rest_git,
@@ -40,6 +41,7 @@ REST_ROUTES = [
     *rest_pulls.routes,
     *rest_reviews.routes,
     *rest_checks.routes,
+    *rest_actions.routes,
 ]
 
 
@@ -49,6 +51,7 @@ def build_app(world: World, payloads: Payloads, faults: Faults | None = None) ->
         *graphql_api.routes,
         *manifest_flow.web_routes,
         *git_http.routes,
+        *rest_actions.blob_routes,
     ]
     app = Starlette(routes=routes, exception_handlers={GitHubError: render})
     app.state.world = world

@@ -16,6 +16,7 @@ DEFAULT_PERMISSIONS = {
     "issues": "write",
     "pull_requests": "write",
     "checks": "write",
+    "actions": "read",
     "metadata": "read",
 }
 """What an installation may do unless a test says otherwise."""
@@ -182,6 +183,55 @@ class CheckRun:
     output: dict[str, str | None] = field(
         default_factory=lambda: {"title": None, "summary": None, "text": None}
     )
+    annotations: list[dict[str, Any]] = field(default_factory=list)
+    """path, start_line, end_line, annotation_level, message, as GET .../annotations lists them."""
+    suite_id: int | None = None
+    """The check suite a test put it in; None: the app's implicit suite for the commit."""
+
+
+@dataclass
+class CheckSuite:
+    """The check runs one app made for one commit; a workflow run has one, too."""
+
+    id: int
+    app: App
+    head_sha: str
+    head_branch: str | None
+    status: str = "queued"
+    conclusion: str | None = None
+    created_at: datetime = field(default_factory=now)
+    updated_at: datetime = field(default_factory=now)
+
+
+@dataclass
+class Job:
+    """A job of a workflow run; on GitHub it is also a check run with the same id."""
+
+    id: int
+    run_id: int
+    steps: list[dict[str, Any]]
+    """name, status, conclusion, number (as GitHub lists them)."""
+    log: str
+
+
+@dataclass
+class WorkflowRun:
+    """A GitHub Actions run of one workflow file on one commit."""
+
+    id: int
+    name: str
+    path: str
+    head_sha: str
+    head_branch: str | None
+    event: str
+    run_number: int
+    suite_id: int
+    actor: User
+    status: str = "completed"
+    conclusion: str | None = None
+    job_ids: list[int] = field(default_factory=list)
+    created_at: datetime = field(default_factory=now)
+    updated_at: datetime = field(default_factory=now)
 
 
 @dataclass
@@ -203,6 +253,9 @@ class Repo:
     resolved_threads: set[int] = field(default_factory=set)
     """Ids of the root comments of resolved review threads."""
     check_runs: dict[int, CheckRun] = field(default_factory=dict)
+    check_suites: dict[int, CheckSuite] = field(default_factory=dict)
+    workflow_runs: dict[int, WorkflowRun] = field(default_factory=dict)
+    jobs: dict[int, Job] = field(default_factory=dict)
     verified_commits: set[str] = field(default_factory=set)
     """Commits an app made through the git database API, which GitHub signs and verifies."""
     protected_branches: set[str] = field(default_factory=set)
@@ -293,6 +346,8 @@ class World:
         self.content_limit: int | None = None
         """Content creations allowed per rolling minute; None: no secondary rate limit."""
         self.content_created: list[float] = []
+        self.log_links: dict[str, tuple[str, datetime]] = {}
+        """Secret path of a job's log download -> (log text, expiry), like blob storage's."""
         self.web_login = "app-owner"
         """The user signed in on the web pages (the manifest flow's app owner)."""
         self._next_id = 1000

@@ -11,7 +11,7 @@ from typing import Any
 import httpx
 
 from tests.fixtures import webhook_examples
-from tests.github_emulator import pull_refs
+from tests.github_emulator import ci, pull_refs
 from tests.github_emulator.payloads import JSON, Payloads, node_id
 from tests.github_emulator.state import Repo, World
 
@@ -39,12 +39,15 @@ def build(
     comment: int | None = None,
     pull: int | None = None,
     review: int | None = None,
+    check_suite: int | None = None,
+    workflow_run: int | None = None,
 ) -> JSON:
     """An example payload whose repository, issue, pull, comment, review, label, sender and
     installation are replaced by the emulator's own, so it matches the state.
 
     `comment` is an issue comment's id or a review comment's id; a review comment or a review
-    brings its pull request along.
+    brings its pull request along. A check suite or workflow run keeps the example's fields,
+    filled from the emulator's where the REST shape has them.
     """
     found = world.repo(repo)
     if found is None:
@@ -79,8 +82,36 @@ def build(
         replacements["pull_request"] = _pull(payloads, found, pull)
         if "number" in payload:
             replacements["number"] = pull
+    if check_suite is not None:
+        suite = ci.suite_payload(payloads, found, found.check_suites[check_suite])
+        replacements["check_suite"] = filled_from(payload["check_suite"], suite)
+    if workflow_run is not None:
+        run = found.workflow_runs[workflow_run]
+        rendered = ci.workflow_run_payload(payloads, found, run)
+        replacements["workflow_run"] = filled_from(payload["workflow_run"], rendered)
+        replacements["workflow"] = _workflow(payload["workflow"], rendered, run.name, run.path)
     payload.update(replacements)
     return payload
+
+
+def filled_from(example_object: JSON, state: JSON) -> JSON:
+    """The example's fields, each taken from the emulator's object when it has one."""
+    return {key: state.get(key, value) for key, value in example_object.items()}
+
+
+def _workflow(example_workflow: JSON, run: JSON, name: str, path: str) -> JSON:
+    web = run["html_url"].rsplit("/actions/runs/", 1)[0]
+    return {
+        **example_workflow,
+        "id": run["workflow_id"],
+        "node_id": node_id("Workflow", run["workflow_id"]),
+        "name": name,
+        "path": path,
+        "state": "active",
+        "url": run["workflow_url"],
+        "html_url": f"{web}/blob/{run['head_branch']}/{path}",
+        "badge_url": f"{web}/workflows/{path.rsplit('/', 1)[-1]}/badge.svg",
+    }
 
 
 def _label(repo: Repo, name: str) -> Any:
