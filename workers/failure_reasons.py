@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import errno
+from collections.abc import Iterator
 from pathlib import Path
 
 import docker.errors
@@ -29,24 +30,20 @@ def describe(error: BaseException, data_dir: Path) -> str | None:
 
 def disk_full(error: BaseException, data_dir: Path) -> str | None:
     """The worker's disk filled up (git, Docker and files all say it their own way)."""
-    seen: BaseException | None = error
-    while seen is not None:
-        if (isinstance(seen, OSError) and seen.errno == errno.ENOSPC) or NO_SPACE.casefold() in (
-            str(seen).casefold()
-        ):
+    for seen in _causes(error):
+        no_space = isinstance(seen, OSError) and seen.errno == errno.ENOSPC
+        if no_space or NO_SPACE.casefold() in str(seen).casefold():
             return (
                 f"The worker ran out of disk space ({NO_SPACE}) in DATA_DIR (`{data_dir}`). "
                 "Free space there; the worker goes on taking jobs.\n\n"
                 f"```\n{str(seen)[-1500:]}\n```"
             )
-        seen = seen.__cause__ or seen.__context__
     return None
 
 
 def engine_gone(error: BaseException) -> str | None:
     """The Docker engine stopped answering (restarted, or its socket went away) mid-job."""
-    seen: BaseException | None = error
-    while seen is not None:
+    for seen in _causes(error):
         unreachable = isinstance(seen, docker.errors.DockerException) and any(
             sign in str(seen) for sign in ENGINE_UNREACHABLE
         )
@@ -56,8 +53,15 @@ def engine_gone(error: BaseException) -> str | None:
                 f"it (`{type(seen).__name__}: {str(seen)[:300]}`). Was it restarted? The worker "
                 "goes on taking jobs once the engine is back."
             )
-        seen = seen.__cause__ or seen.__context__
     return None
+
+
+def _causes(error: BaseException) -> Iterator[BaseException]:
+    """`error` and what raised it, outermost first (a git or Docker error wraps the OS's)."""
+    seen: BaseException | None = error
+    while seen is not None:
+        yield seen
+        seen = seen.__cause__ or seen.__context__
 
 
 def github_failed(error: BaseException) -> str | None:

@@ -15,6 +15,7 @@ import pytest
 from tests.conftest import free_port, wait_for_port
 from tests.e2e.conftest import make_harness  # noqa: F401  (the app, emulator and model server)
 from tests.e2e.harness import Harness
+from tests.model_server.script import Reply, Turn
 
 T = TypeVar("T")
 
@@ -26,17 +27,20 @@ def as_root(argv: list[str]) -> subprocess.CompletedProcess[str]:
 
 
 def until(h: Harness, what: str, check: Callable[[], T | None], timeout: float = 180.0) -> T:
-    """Like `Harness.wait_for`, for tests where a job is meant to fail: only a process that
-    exits fails it early."""
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        found = check()
-        if found:
-            return found
-        for role, process in h.processes.items():
-            assert process.poll() is None, f"{role} exited\n{h.output()}"
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}\n{h.output()}")
+    """`Harness.wait_for`, for tests where a job is meant to fail."""
+    return h.wait_for(what, check, timeout, jobs_may_fail=True)
+
+
+def failed_comment(body: str | None) -> str | None:
+    """The tracking comment, once it says the job could not finish."""
+    return body if body is not None and "Could not finish" in body else None
+
+
+def slowed(turns: list[Turn], delays: dict[int, float]) -> list[Turn]:
+    """The script with these turns (by index) answered after these many seconds."""
+    return [
+        Reply(str(turn), delay=delays[n]) if n in delays else turn for n, turn in enumerate(turns)
+    ]
 
 
 class DurableRedis:

@@ -11,7 +11,7 @@ import pytest
 
 from tests.e2e.conftest import MakeHarness
 from tests.e2e.harness import REPO, fix_add_script
-from tests.reliability.conftest import as_root, until
+from tests.reliability.conftest import as_root, failed_comment, until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -57,7 +57,7 @@ def test_a_full_disk_fails_the_job_with_its_reason_and_the_next_job_runs(
     first = h.emulator.add_issue(REPO, "add() subtracts", "It does.", "watcher")
     filler = fill(small_disk)
     h.label(first)
-    failed = until(h, "the job on a full disk to fail", lambda: _failed(h.tracking(first)))
+    failed = until(h, "the job on a full disk to fail", lambda: failed_comment(h.tracking(first)))
     os.remove(filler)
     second = h.emulator.add_issue(REPO, "add() still subtracts", "It does.", "watcher")
     h.label(second)
@@ -65,7 +65,3 @@ def test_a_full_disk_fails_the_job_with_its_reason_and_the_next_job_runs(
     print(f"\ndisk full: 1 job failed with the reason, worker up, next job opened: {opened}")
     assert "No space left on device" in failed
     assert "DATA_DIR" in failed
-
-
-def _failed(body: str | None) -> str | None:
-    return body if body is not None and "Could not finish" in body else None

@@ -14,16 +14,9 @@ import pytest
 
 from tests.e2e.conftest import MakeHarness
 from tests.e2e.harness import REPO, fix_add_script
-from tests.model_server.script import Reply, Turn
-from tests.reliability.conftest import as_root, until
+from tests.reliability.conftest import as_root, failed_comment, slowed, until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
-
-
-def script() -> list[Turn]:
-    turns: list[Turn] = list(fix_add_script())
-    turns[1] = Reply(str(turns[1]), delay=2.0)  # the engine restarts while the model thinks
-    return turns
 
 
 def engine_process() -> tuple[int, list[str]]:
@@ -71,12 +64,16 @@ def restart_engine() -> float:
 def test_an_engine_restart_fails_the_job_with_its_reason_and_the_next_job_runs(
     make_harness: MakeHarness,
 ) -> None:
-    h = make_harness(script(), per_conversation=True, env={"WORKER_HEARTBEAT": "0.5"})
+    h = make_harness(
+        slowed(fix_add_script(), {1: 2.0}),  # the engine restarts while the model thinks
+        per_conversation=True,
+        env={"WORKER_HEARTBEAT": "0.5"},
+    )
     first = h.emulator.add_issue(REPO, "add() subtracts", "It does.", "watcher")
     h.label(first)
     until(h, "the model's second turn", lambda: len(h.model.requests) >= 2)
     away = restart_engine()
-    failed = until(h, "the first job to fail", lambda: _failed(h.tracking(first)))
+    failed = until(h, "the first job to fail", lambda: failed_comment(h.tracking(first)))
     second = h.emulator.add_issue(REPO, "add() still subtracts", "It does.", "watcher")
     h.label(second)
     opened = until(h, "the next job", lambda: "Opened #" in (h.tracking(second) or ""))
@@ -86,7 +83,3 @@ def test_an_engine_restart_fails_the_job_with_its_reason_and_the_next_job_runs(
     )
     assert "sandbox" in failed.lower(), failed
     assert "An internal error" not in failed, failed
-
-
-def _failed(body: str | None) -> str | None:
-    return body if body is not None and "Could not finish" in body else None

@@ -12,7 +12,7 @@ import pytest
 from tests.e2e.conftest import MakeHarness
 from tests.e2e.harness import REPO, fix_add_script
 from tests.github_emulator.faults import Fault
-from tests.reliability.conftest import until
+from tests.reliability.conftest import failed_comment, until
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -89,7 +89,7 @@ def test_through_an_outage_a_job_fails_clearly_and_a_lost_delivery_is_asked_for_
     h.emulator.faults.clear()
     back = time.monotonic()
 
-    failed = until(h, "the first job's last word", lambda: _failed(h.tracking(first)))
+    failed = until(h, "the first job's last word", lambda: failed_comment(h.tracking(first)))
     said = time.monotonic() - back
     until(h, "the lost delivery's job", lambda: "Opened #" in (h.tracking(second) or ""))
     heads = [p["head"] for p in h.emulator.pulls(REPO)]
@@ -103,7 +103,3 @@ def test_through_an_outage_a_job_fails_clearly_and_a_lost_delivery_is_asked_for_
     assert lost["status_code"] == 503
     assert answered < 10.0  # GitHub gives a delivery 10 s
     assert heads == [f"qwen-fix/issue-{second}"]
-
-
-def _failed(body: str | None) -> str | None:
-    return body if body is not None and "Could not finish" in body else None

@@ -9,19 +9,12 @@ import pytest
 
 from tests.e2e.conftest import MakeHarness
 from tests.e2e.harness import REPO, fix_add_script
-from tests.model_server.script import Reply, Turn
-from tests.reliability.conftest import DurableRedis
+from tests.reliability.conftest import DurableRedis, slowed
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
 DOWN = 5.0
 """Seconds without Redis: longer than a worker's poll, a beat and a model slot's renewal."""
-
-
-def script() -> list[Turn]:
-    turns: list[Turn] = list(fix_add_script())
-    turns[1] = Reply(str(turns[1]), delay=3.0)  # the restart happens while the model thinks
-    return turns
 
 
 def test_no_job_is_lost_or_run_twice_when_redis_restarts(
@@ -30,7 +23,7 @@ def test_no_job_is_lost_or_run_twice_when_redis_restarts(
     # (Redis first: it is stopped after the app, whose shutdown still talks to it.)
     # One run at a time: the other two jobs wait, taken by the worker, for a model slot.
     h = make_harness(
-        script(),
+        slowed(fix_add_script(), {1: 3.0}),  # the restart happens while the model thinks
         per_conversation=True,
         redis_at=durable_redis.url,
         env={"WORKER_HEARTBEAT": "0.5", "MODEL_MAX_RUNS": "1"},

@@ -21,7 +21,7 @@ import pytest
 from tests.e2e.conftest import MakeHarness
 from tests.e2e.harness import FILES, REPO, Harness, fix_add_script
 from tests.github_emulator.faults import Fault
-from tests.model_server.script import Reply, Turn
+from tests.reliability.conftest import slowed
 
 pytestmark = [pytest.mark.docker, pytest.mark.slow]
 
@@ -30,14 +30,6 @@ SLOW_TEST = (
     "import time\n\nfrom calc import add\n\n\n"
     "def test_add():\n    time.sleep(1.5)\n    assert add(2, 3) == 5\n"
 )
-
-
-def script() -> list[Turn]:
-    """The fix, with the first two model turns slow enough to be killed in."""
-    turns: list[Turn] = list(fix_add_script())
-    for index in (0, 1):
-        turns[index] = Reply(str(turns[index]), delay=0.8)
-    return turns
 
 
 @dataclass(frozen=True)
@@ -88,8 +80,14 @@ def test_every_job_finishes_exactly_once_whatever_point_its_worker_is_killed_at(
     make_harness: MakeHarness,
 ) -> None:
     files = {**FILES, "test_calc.py": SLOW_TEST}
-    # Beats every 0.5 s: a killed worker counts as dead 2 s after its last beat.
-    h = make_harness(script(), files=files, per_conversation=True, env={"WORKER_HEARTBEAT": "0.5"})
+    # The first two model turns slow enough to be killed in; beats every 0.5 s: a killed worker
+    # counts as dead 2 s after its last beat.
+    h = make_harness(
+        slowed(fix_add_script(), {0: 0.8, 1: 0.8}),
+        files=files,
+        per_conversation=True,
+        env={"WORKER_HEARTBEAT": "0.5"},
+    )
     jobs: dict[int, str] = {}
     for point in POINTS:
         killed = threading.Event()
