@@ -6,8 +6,10 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
-Verb = Literal["fix", "plan", "ask", "stop", "retry", "status"]
-VERBS: tuple[Verb, ...] = ("fix", "plan", "ask", "stop", "retry", "status")
+Verb = Literal["fix", "plan", "ask", "stop", "retry", "status", "fix-ci"]
+VERBS: tuple[Verb, ...] = ("fix", "plan", "ask", "stop", "retry", "status", "fix-ci")
+"""`fix-ci`, on a pull request: read its failed checks and push a fix, even where automatic
+fixing stopped or paused."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -55,7 +57,7 @@ def _mention(name: str) -> re.Pattern[str]:
     return re.compile(rf"(?<![\w@/.-])@{re.escape(name)}(?![\w-])", re.I)
 
 
-_VERB = re.compile(r"(?P<verb>\w+)[:,.!]?(?:\s+|\Z)(?P<tail>.*)\Z", re.S)
+_VERB = re.compile(r"(?P<verb>\w[\w-]*)[:,.!]?(?:\s+|\Z)(?P<tail>.*)\Z", re.S)
 
 
 def _split(rest: str) -> Command:

@@ -16,7 +16,15 @@ from typing import Any
 
 from starlette.types import Receive
 
-from bot.routing import Cancel, FollowUp, MalformedPayload, StatusRequest, Trigger
+from bot.routing import (
+    Cancel,
+    CiFailed,
+    CiFixRequest,
+    FollowUp,
+    MalformedPayload,
+    StatusRequest,
+    Trigger,
+)
 
 MAX_BODY = 25 * 1024 * 1024
 """GitHub caps webhook payloads at 25 MB: a larger body is not GitHub's, and is not read."""
@@ -27,6 +35,8 @@ ACTION = re.compile(r"[a-z_]{1,100}")
 """GitHub's actions (`labeled`, `review_requested`); a metrics label, so nothing else."""
 LOGIN = re.compile(r"[A-Za-z0-9_-]{1,100}(\[bot\])?")
 REPOSITORY = re.compile(r"[A-Za-z0-9_-]{1,100}/(?!\.\.?\Z)[A-Za-z0-9_.-]{1,100}")
+COMMIT_SHA = re.compile(r"[0-9a-f]{40}|[0-9a-f]{64}")
+"""A full commit id, SHA-1 or SHA-256."""
 """`owner/name` as GitHub allows them; both go into API paths, so nothing else may."""
 MAX_ID = 2**63 - 1
 """GitHub's ids and numbers are positive 64-bit integers."""
@@ -113,7 +123,9 @@ def parse_payload(body: bytes) -> dict[str, Any]:
     return payload
 
 
-def check_target(decision: Trigger | FollowUp | Cancel | StatusRequest) -> None:
+def check_target(
+    decision: Trigger | FollowUp | Cancel | StatusRequest | CiFailed | CiFixRequest,
+) -> None:
     """Raise MalformedPayload unless the target's ids and names have GitHub's shapes: they go
     into API paths, Redis keys and job ids."""
     target = decision.target
@@ -125,6 +137,8 @@ def check_target(decision: Trigger | FollowUp | Cancel | StatusRequest) -> None:
         raise MalformedPayload("the repository's full_name is not owner/name")
     if not LOGIN.fullmatch(target.sender):
         raise MalformedPayload("the sender's login is not a GitHub login")
+    if isinstance(decision, CiFailed) and not COMMIT_SHA.fullmatch(decision.head_sha):
+        raise MalformedPayload("head_sha is not a full commit id")
 
 
 def is_github_id(value: object) -> bool:

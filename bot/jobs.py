@@ -15,6 +15,10 @@ SOLVE_ISSUE = "solve_issue"
 FOLLOW_UP = "follow_up"
 """arq function name of the job that changes a qwen-fix pull request as a reviewer asks."""
 
+CI_FIX = "ci_fix"
+"""arq function name of the job that reads the failed checks of a qwen-fix pull request and,
+within its bounds, pushes a fix."""
+
 REVIEW_SETTLE_SECONDS = 3.0
 """A review's comments arrive as separate deliveries; its job waits this long to gather them."""
 
@@ -62,16 +66,47 @@ class FollowUpJob(BaseModel):
         return f"{self.repository}#{self.pull_number}"
 
 
-Job = IssueJob | FollowUpJob
+class CiFixJob(BaseModel):
+    """Checks failed on one of the app's pull requests (or someone asked `/qwen-fix fix-ci`)."""
+
+    installation_id: int
+    repository: str
+    pull_number: int
+    triggered_by: str = Field(description="who pushed the commit, or who asked")
+    delivery_id: str
+    head_sha: str = Field("", description="the commit whose checks failed; empty when asked")
+    requested: bool = Field(False, description="a person asked, so the job is not automatic")
+    comment_id: int | None = None
+
+    def job_id(self) -> str:
+        """Automatic jobs: one per pull request and head commit, so every suite completing on
+        that commit joins the same job. A request: one per delivery."""
+        if self.requested:
+            return f"{CI_FIX}:{self.delivery_id}"
+        return f"{CI_FIX}:{self.repository}#{self.pull_number}:{self.head_sha}"
+
+    def work_key(self) -> str:
+        return f"{self.repository}#{self.pull_number}"
+
+
+Job = IssueJob | FollowUpJob | CiFixJob
+JOB_NAMES: dict[type[BaseModel], str] = {
+    IssueJob: SOLVE_ISSUE,
+    FollowUpJob: FOLLOW_UP,
+    CiFixJob: CI_FIX,
+}
 
 
 def job_name(job: Job) -> str:
-    return SOLVE_ISSUE if isinstance(job, IssueJob) else FOLLOW_UP
+    return JOB_NAMES[type(job)]
 
 
-async def enqueue(queue: ArqRedis, job: Job) -> bool:
-    """Queue the job by name; False when a job with its id is already queued or kept."""
-    defer = REVIEW_SETTLE_SECONDS if isinstance(job, FollowUpJob) and job.review_id else None
+async def enqueue(queue: ArqRedis, job: Job, *, defer: float | None = None) -> bool:
+    """Queue the job by name; False when a job with its id is already queued or kept.
+
+    `defer`: seconds to wait first (a review's settle time is applied here)."""
+    if defer is None and isinstance(job, FollowUpJob) and job.review_id:
+        defer = REVIEW_SETTLE_SECONDS
     queued = await queue.enqueue_job(
         job_name(job), job.model_dump(mode="json"), _job_id=job.job_id(), _defer_by=defer
     )

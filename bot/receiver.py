@@ -33,14 +33,17 @@ from bot.delivery_shape import (
     read_body,
 )
 from bot.github import GitHubApp, can_trigger
-from bot.jobs import FollowUpJob, IssueJob, Job, enqueue, job_name
+from bot.jobs import CiFixJob, FollowUpJob, IssueJob, Job, enqueue, job_name
 from bot.metrics import DeliveryObservation, ReceiverMetrics
 from bot.redaction import redact
 from bot.redelivery import FailedDeliveries, keep_up, mark_seen
 from bot.redis_connection import RECEIVER_PATIENCE, redis_settings
 from bot.repo_labels import RepoLabels
 from bot.routing import (
+    FAILED_CONCLUSIONS,
     Cancel,
+    CiFailed,
+    CiFixRequest,
     Decision,
     FollowUp,
     Ignore,
@@ -60,6 +63,9 @@ from bot.throttle import RECEIVER_RETRY
 log = structlog.get_logger("qwen_fix.receiver")
 
 WEBHOOK_PATH = "/webhooks/github"
+
+CI_EVENTS = {"check_suite": "check_suite", "workflow_run": "workflow_run"}
+"""Events whose payload object (same name) says how CI ended on a commit."""
 
 ACKNOWLEDGE_EVERY = 60.0
 """Seconds within which one issue or comment gets one 👀, however many deliveries ask."""
@@ -104,6 +110,9 @@ class Receiver:
     metrics: ReceiverMetrics = field(default_factory=ReceiverMetrics)
     failures: FailedDeliveries = field(default_factory=FailedDeliveries)
     """Deliveries answered 503, asked for again once GitHub answers (bot/redelivery.py)."""
+    ci_settle: float = 30.0
+    """Seconds a CI job waits after a failed suite, so the other suites of the commit finish
+    and join it (CI_SETTLE_SECONDS)."""
     _acknowledged: dict[tuple[str, int, int | None], float] = field(
         default_factory=dict, init=False, repr=False
     )
@@ -145,6 +154,8 @@ class Receiver:
             decision = route(event, payload, self.rules)
             if isinstance(decision, Ignore) and event == "issues":
                 decision = await self._with_repo_label(event, payload, decision)
+            elif isinstance(decision, Ignore) and event in CI_EVENTS:
+                decision = await self._with_repo_prefix(event, payload, decision)
             if not isinstance(decision, Ignore):
                 check_target(decision)
         except MalformedPayload as exc:
@@ -199,6 +210,29 @@ class Receiver:
             return ignored
         return route(event, payload, replace(self.rules, trigger_label=repo_label))
 
+    async def _with_repo_prefix(
+        self, event: str, payload: dict[str, Any], ignored: Ignore
+    ) -> Decision:
+        """Route a failed suite again under the repository's own branch prefix, if it has one."""
+        if field_at(payload, CI_EVENTS[event], "conclusion") not in FAILED_CONCLUSIONS:
+            return ignored
+        installation = field_at(payload, "installation", "id")
+        repository = field_at(payload, "repository", "full_name")
+        if not installation or not isinstance(repository, str):
+            return ignored
+        if not REPOSITORY.fullmatch(repository):
+            raise MalformedPayload("repository.full_name is not owner/name")
+        try:
+            prefix = await self.repo_labels.branch_prefix(
+                self.github, int(installation), repository
+            )
+        except Exception:
+            log.warning("webhook.repo_prefix_unknown", exc_info=True)
+            return ignored
+        if prefix is None or prefix == self.rules.branch_prefix:
+            return ignored
+        return route(event, payload, replace(self.rules, branch_prefix=prefix))
+
     async def _act(self, decision: Decision, delivery_id: str) -> Answer:
         assert not isinstance(decision, Ignore)
         target = decision.target
@@ -214,10 +248,28 @@ class Receiver:
             return await self._cancel(decision)
         if isinstance(decision, StatusRequest):
             return Answer(200, "status", "posting a status comment", self._post_status(target))
+        if isinstance(decision, CiFailed):
+            return await self._ci_failed(decision, delivery_id)
         job = await self._job_for(decision, delivery_id)
         return await self._start(job, target)
 
-    async def _job_for(self, decision: Trigger | FollowUp, delivery_id: str) -> Job:
+    async def _ci_failed(self, decision: CiFailed, delivery_id: str) -> Answer:
+        """One job per pull request and commit, after a settle time; the worker decides whether
+        a fix is due. Nobody asked, so there is nothing to react to and no work to register."""
+        target = decision.target
+        job = CiFixJob(
+            installation_id=target.installation_id,
+            repository=target.repository,
+            pull_number=target.number,
+            triggered_by=target.sender,
+            delivery_id=delivery_id,
+            head_sha=decision.head_sha,
+        )
+        queued = await enqueue(self.queue, job, defer=self.ci_settle)
+        log.info("webhook.queued" if queued else "webhook.joined", job_id=job.job_id())
+        return Answer(202, "queued", job.job_id())
+
+    async def _job_for(self, decision: Trigger | FollowUp | CiFixRequest, delivery_id: str) -> Job:
         target = decision.target
         common: dict[str, Any] = {
             "installation_id": target.installation_id,
@@ -226,6 +278,8 @@ class Receiver:
             "delivery_id": delivery_id,
             "comment_id": target.comment_id,
         }
+        if isinstance(decision, CiFixRequest):
+            return CiFixJob(pull_number=target.number, requested=True, **common)
         if isinstance(decision, FollowUp):
             return FollowUpJob(
                 pull_number=target.number,
@@ -334,6 +388,7 @@ async def build_receiver(settings: Settings) -> Receiver:
         queue=queue,
         deliveries=DeliveryLog(queue),
         registry=WorkRegistry(queue),
+        ci_settle=settings.ci_settle_seconds,
     )
 
 

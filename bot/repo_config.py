@@ -89,6 +89,14 @@ class Limits(_Section):
         return None if self.wall_time is None else self.wall_time * 60
 
 
+class CiFix(_Section):
+    """Fixing the pull request's CI when its checks fail."""
+
+    attempts: Annotated[int, Field(ge=0, le=10), Expect("a whole number from 0 to 10")] = 2
+    """Most automatic fix commits per pull request; 0 turns automatic CI fixing off. The app's
+    CI_FIX_MAX_ATTEMPTS is the ceiling. `/qwen-fix fix-ci` asks for a fix at any time."""
+
+
 class RepoConfig(_Section):
     """What a repository asks of qwen-fix; every field has a default, so no file is fine."""
 
@@ -120,6 +128,8 @@ class RepoConfig(_Section):
     follow_ups: Literal["own", "any"] = "own"
     """Pull requests whose branch follow-ups may push to: `own`, the app's own; `any`, people's
     pull requests in this repository too (never a fork's, the default or a protected branch)."""
+    ci_fix: CiFix = CiFix()
+    """When the pull request's checks fail."""
 
 
 EXAMPLE_CONFIG = """\
@@ -136,6 +146,8 @@ egress:
 instructions: |
   Keep changes small and add a test for every fix.
 reviewers: true
+ci_fix:
+  attempts: 2          # 0: never fix failed CI on its own
 """
 """A valid file with no links in it, shown to maintainers whose file is invalid."""
 

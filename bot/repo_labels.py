@@ -1,4 +1,4 @@
-"""Per-repository trigger labels, read from each repository's `.github/qwen-fix.yml`."""
+"""Per-repository trigger labels and branch prefixes, read from `.github/qwen-fix.yml`."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import structlog
 from githubkit.exception import RequestFailed
 
 from bot.github import GitHubApp
-from bot.repo_config import CONFIG_PATH, RepoConfigError, parse_repo_config
+from bot.repo_config import CONFIG_PATH, RepoConfig, RepoConfigError, parse_repo_config
 
 log = structlog.get_logger("qwen_fix.repo_labels")
 
@@ -18,20 +18,37 @@ TTL = 60.0
 
 
 class RepoLabels:
-    """The label a repository's config sets, cached briefly; None where it sets none."""
+    """What the receiver needs of a repository's config, cached briefly: the label it sets
+    (None where it sets none) and the prefix of the app's branches."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[str | None, float]] = {}
+        self._cache: dict[str, tuple[RepoConfig | None, float]] = {}
 
     async def label(self, github: GitHubApp, installation_id: int, repository: str) -> str | None:
+        config = await self.config(github, installation_id, repository)
+        return None if config is None else config.label
+
+    async def branch_prefix(
+        self, github: GitHubApp, installation_id: int, repository: str
+    ) -> str | None:
+        """The config's branch prefix; None when there is no valid config."""
+        config = await self.config(github, installation_id, repository)
+        return None if config is None else config.branch_prefix
+
+    async def config(
+        self, github: GitHubApp, installation_id: int, repository: str
+    ) -> RepoConfig | None:
+        """The config of the default branch; None when there is none or it is invalid."""
         cached = self._cache.get(repository)
         if cached is not None and time.monotonic() - cached[1] < TTL:
             return cached[0]
-        label = await self._read(github, installation_id, repository)
-        self._cache[repository] = (label, time.monotonic())
-        return label
+        config = await self._read(github, installation_id, repository)
+        self._cache[repository] = (config, time.monotonic())
+        return config
 
-    async def _read(self, github: GitHubApp, installation_id: int, repository: str) -> str | None:
+    async def _read(
+        self, github: GitHubApp, installation_id: int, repository: str
+    ) -> RepoConfig | None:
         owner, name = repository.split("/", 1)
         client = await github.installation(installation_id)
         try:
@@ -44,9 +61,8 @@ class RepoLabels:
         if not isinstance(content, str):
             return None
         try:
-            config = parse_repo_config(base64.b64decode(content).decode(errors="replace"))
+            return parse_repo_config(base64.b64decode(content).decode(errors="replace"))
         except RepoConfigError:
             # The worker reports a broken config on the issue; here it just sets no label.
             log.info("repo_labels.invalid_config", repo=repository)
             return None
-        return config.label

@@ -83,19 +83,41 @@ class StatusRequest:
 
 
 @dataclass(frozen=True, slots=True)
+class CiFailed:
+    """Checks failed on the head commit of one of the app's pull requests: read them, maybe fix.
+
+    The worker decides whether to act (workers/ci_fix.py); nobody asked, so no permission gate.
+    """
+
+    target: Target
+    head_sha: str
+
+
+@dataclass(frozen=True, slots=True)
+class CiFixRequest:
+    """`/qwen-fix fix-ci` on a pull request: fix its failed checks now; automatic fixing resumes."""
+
+    target: Target
+
+
+@dataclass(frozen=True, slots=True)
 class Ignore:
     """Nothing to do; `reason` goes in the delivery's log line."""
 
     reason: str
 
 
-Decision = Trigger | FollowUp | Cancel | StatusRequest | Ignore
+Decision = Trigger | FollowUp | Cancel | StatusRequest | CiFailed | CiFixRequest | Ignore
+
+FAILED_CONCLUSIONS = frozenset({"failure", "timed_out", "action_required"})
+"""Conclusions of a check suite or workflow run the worker looks at: worth a fix, or (runs waiting
+for a maintainer's approval) worth saying so; not cancelled, skipped or passed."""
 
 
 def needs_write_permission(decision: Decision) -> bool:
     if isinstance(decision, Cancel):
         return decision.needs_permission
-    return isinstance(decision, Trigger | FollowUp | StatusRequest)
+    return isinstance(decision, Trigger | FollowUp | StatusRequest | CiFixRequest)
 
 
 # --- payload shapes: only the fields routing reads ----------------------------------------------
@@ -151,6 +173,37 @@ class _Pull(BaseModel):
     user: _Account | None = None
 
 
+class _HeadRef(BaseModel):
+    ref: str
+    sha: str
+
+
+class _LinkedPull(BaseModel):
+    """A pull request as a check suite or workflow run lists it: no author, no state."""
+
+    number: int
+    head: _HeadRef
+
+
+class _App(BaseModel):
+    slug: str | None = None
+
+
+class _CheckSuite(BaseModel):
+    head_sha: str
+    head_branch: str | None = None
+    conclusion: str | None = None
+    app: _App | None = None
+    pull_requests: list[_LinkedPull] = []
+
+
+class _WorkflowRun(BaseModel):
+    head_sha: str
+    head_branch: str | None = None
+    conclusion: str | None = None
+    pull_requests: list[_LinkedPull] = []
+
+
 class _Event(BaseModel):
     repository: _Repository
     sender: _Account
@@ -183,6 +236,14 @@ class _PullReviewComment(_Event):
 class _PullReview(_Event):
     pull_request: _Pull
     review: _Review
+
+
+class _CheckSuiteEvent(_Event):
+    check_suite: _CheckSuite
+
+
+class _WorkflowRunEvent(_Event):
+    workflow_run: _WorkflowRun
 
 
 M = TypeVar("M", bound=_Event)
@@ -297,6 +358,8 @@ def _comment_decision(command: Command, target: Target, on_pull: bool, state: st
         return StatusRequest(target)
     if state != "open":
         return Ignore(f"#{target.number} is {state}")
+    if command.verb == "fix-ci":
+        return CiFixRequest(target) if on_pull else Ignore("fix-ci works on pull requests")
     if on_pull:
         mode: Mode = "fix" if command.verb == "retry" else command.verb
         return FollowUp(target, "conversation", command.text, mode=mode)
@@ -351,8 +414,44 @@ def _follow_up(
         return Cancel(target, f"{target.sender} asked to stop", needs_permission=True)
     if command.verb == "status":
         return StatusRequest(target)
+    if command.verb == "fix-ci":
+        return CiFixRequest(target)
     mode: Mode = "fix" if command.verb == "retry" else command.verb
     return FollowUp(target, source, command.text, mode=mode, review_id=review_id)
+
+
+def _check_suite_completed(payload: Mapping[str, Any], rules: Rules) -> Decision:
+    event = _parse(_CheckSuiteEvent, payload)
+    suite = event.check_suite
+    if suite.app is not None and suite.app.slug in rules.names:
+        return Ignore("the app's own check suite")
+    return _ci_failed(event, rules, suite.conclusion, suite.head_sha, suite.pull_requests)
+
+
+def _workflow_run_completed(payload: Mapping[str, Any], rules: Rules) -> Decision:
+    event = _parse(_WorkflowRunEvent, payload)
+    run = event.workflow_run
+    return _ci_failed(event, rules, run.conclusion, run.head_sha, run.pull_requests)
+
+
+def _ci_failed(
+    event: _Event, rules: Rules, conclusion: str | None, head_sha: str, pulls: list[_LinkedPull]
+) -> Decision:
+    """A failed suite or run on the head of a pull request whose branch has the app's prefix.
+
+    Payloads name no pull request author; the worker checks that the app opened it. A fork's
+    pull request is never listed (GitHub links only the repository's own branches)."""
+    if conclusion not in FAILED_CONCLUSIONS:
+        return Ignore(f"CI concluded {conclusion or 'nothing yet'}: nothing to fix")
+    ours = [
+        pull
+        for pull in pulls
+        if pull.head.sha == head_sha and pull.head.ref.startswith(rules.branch_prefix)
+    ]
+    if not ours:
+        return Ignore("CI of no qwen-fix pull request's head commit")
+    target = _target(event, ours[0].number)
+    return target if isinstance(target, Ignore) else CiFailed(target, head_sha)
 
 
 def _first_command(body: str, rules: Rules) -> Command | None:
@@ -375,4 +474,6 @@ _HANDLERS: dict[tuple[str, str | None], Callable[[Mapping[str, Any], Rules], Dec
     ("issue_comment", "created"): _issue_comment_created,
     ("pull_request_review_comment", "created"): _review_comment_created,
     ("pull_request_review", "submitted"): _review_submitted,
+    ("check_suite", "completed"): _check_suite_completed,
+    ("workflow_run", "completed"): _workflow_run_completed,
 }

@@ -200,6 +200,25 @@ class Settings(ModelSettings):
         "fraction is in use (vllm:kv_cache_usage_perc, sglang:token_usage).",
     )
 
+    ci_fix_max_attempts: Annotated[int, Field(ge=0)] = Field(
+        3,
+        description="Most automatic CI fixes on one pull request, whatever a repository's "
+        "`ci_fix.attempts` asks; 0 turns automatic CI fixing off everywhere.",
+    )
+    ci_settle_seconds: Annotated[float, Field(ge=0)] = Field(
+        30.0,
+        description="Seconds to wait after a check suite fails before reading the commit's "
+        "checks, so suites finishing together make one job.",
+    )
+    ci_pending_limit: Annotated[float, Field(gt=0)] = Field(
+        3600.0,
+        description="Seconds a check may stay queued or running before it is reported as stuck "
+        "and the failed ones are fixed without it.",
+    )
+    ci_poll_seconds: Annotated[float, Field(gt=0)] = Field(
+        60.0, description="Seconds between two looks at checks still running."
+    )
+
     @field_validator("metrics_port", mode="before")
     @classmethod
     def _empty_port_is_none(cls, value: object) -> object:

@@ -110,7 +110,7 @@ async def _follow_up_job(deps: Deps, job: FollowUpJob) -> Outcome:
         )
         try:
             config = await load_repo_config(found)
-            target = await _push_target(deps, client, pull, found, config)
+            target = await pull_push_target(deps, client, pull, found, config)
             if isinstance(target, Refusal):
                 log.info("follow_up.refused", reason=target.reason)
                 await _reply_all(client, job, requests, target.reason)
@@ -131,9 +131,10 @@ async def _follow_up_job(deps: Deps, job: FollowUpJob) -> Outcome:
             clean_up(found)
 
 
-async def _push_target(
+async def pull_push_target(
     deps: Deps, client: GitHub, pull: PullRequest, found: Checkout, config: RepoConfig
 ) -> str | Refusal:
+    """The branch of `pull` the app may push to, or why not (workers/push_target.py)."""
     head_repo = pull.head.repo.full_name if pull.head.repo is not None else None
     same_repo = head_repo is not None and head_repo.casefold() == found.repository.casefold()
     facts = PullFacts(
@@ -211,6 +212,9 @@ async def _commit_and_reply(
             f"The branch `{branch}` moved while I worked, so my commit was not pushed. "
             "Ask again and I will start from its new head."
         ) from exc
+    # A person asked for this commit: automatic CI fixing, if a push paused it, resumes.
+    await deps.ci_ledger.pushed(job.repository, branch, commit.sha)
+    await deps.ci_ledger.resume(job.repository, branch)
     if run.verification is not None:
         await post_check_run(
             client, job.repository, commit.sha, run.verification, app_id=deps.github.app_id

@@ -18,7 +18,7 @@ from githubkit import GitHub
 
 from bot.control import WorkRegistry
 from bot.github import GitHubApp
-from bot.jobs import FollowUpJob, IssueJob
+from bot.jobs import CiFixJob, FollowUpJob, IssueJob
 from bot.repo_config import RepoConfig, RepoConfigError, parse_repo_config
 from sandbox.config import SandboxConfig
 from sandbox.docker import DockerSandbox
@@ -31,6 +31,7 @@ from workers.agent.loop import AgentConfig, AgentResult, run_agent
 from workers.agent.model import ModelClient
 from workers.agent.task import Task
 from workers.change_guard import left_out_markdown
+from workers.ci_ledger import CiFixLimits, CiLedger
 from workers.git import MirrorCache
 from workers.limits import SETUP_TIMEOUT, effective_agent_config
 from workers.metrics import WorkerMetrics
@@ -82,6 +83,7 @@ class PipelineConfig:
     test_timeout: float
     queue_timeout: float = 0.0
     """Seconds a job may wait for a model slot (MODEL_QUEUE_TIMEOUT)."""
+    ci_fix: CiFixLimits = field(default_factory=CiFixLimits)
 
 
 @dataclass(frozen=True, slots=True)
@@ -95,6 +97,8 @@ class Deps:
     registry: WorkRegistry
     config: PipelineConfig
     worker_id: str
+    ci_ledger: CiLedger
+    """What the app pushed and tried on each of its branches (workers/ci_fix.py)."""
     pool: SandboxPool | None = None
     """Pre-started sandboxes of the default image (SANDBOX_POOL_SIZE > 0)."""
     stopping: list[str] = field(default_factory=list)
@@ -134,12 +138,15 @@ HEADLINES = {"fix": "Working on a fix", "plan": "Working on a plan", "ask": "Loo
 
 async def run_tracked(
     deps: Deps,
-    job: IssueJob | FollowUpJob,
+    job: IssueJob | FollowUpJob | CiFixJob,
     tracking: TrackingComment,
     work: Any,
+    *,
+    retry_verb: str = "retry",
 ) -> Outcome:
-    """Run `work` with the tracking comment kept true on success, failure and cancellation."""
-    retry = f"To try again, comment `/{deps.config.command_name} retry`."
+    """Run `work` with the tracking comment kept true on success, failure and cancellation;
+    a failure says which command tries again."""
+    retry = f"To try again, comment `/{deps.config.command_name} {retry_verb}`."
     try:
         outcome: Outcome = await work
         return outcome
@@ -379,6 +386,8 @@ async def _open_pull_request(
         )  # fmt: skip
     except NothingToPublish as exc:
         raise JobFailed(f"Nothing of the agent's change could be published.\n\n{exc}") from None
+    # A new start for the branch: its CI fixes are counted afresh (workers/ci_fix.py).
+    await deps.ci_ledger.started_over(job.repository, branch, commit.sha)
     body = pull_request_body(
         PullRequestContent(
             issue_number=job.issue_number,

@@ -141,3 +141,17 @@ def check_run_output(tests: Verification) -> tuple[str, str, str]:
     log = _cut_middle(redact(tests.log), 2 * room)
     first, rest = log[:room], log[room:]
     return title, head + _fenced(first), _fenced(rest) if rest else ""
+
+
+CI_FIXES_START = "<!-- qwen-fix:ci-fixes -->"
+CI_FIXES_END = "<!-- /qwen-fix:ci-fixes -->"
+
+
+def with_ci_fixes(body: str, lines: Sequence[str]) -> str:
+    """The pull request body with its "CI fixes" section (between hidden markers) replaced by
+    `lines`, or added at the end; the rest of the body, edited by people or not, is kept."""
+    section = "\n".join([CI_FIXES_START, "### CI fixes", "", *lines, CI_FIXES_END])
+    start, end = body.find(CI_FIXES_START), body.find(CI_FIXES_END)
+    if start != -1 and end > start:
+        return clamp(body[:start] + section + body[end + len(CI_FIXES_END) :])
+    return clamp(f"{body.rstrip()}\n\n{section}")

@@ -13,12 +13,12 @@ from typing import Any
 
 import docker
 import structlog
-from arq.worker import Worker, func
+from arq.worker import Retry, Worker, func
 from redis.asyncio import Redis
 
 from bot.control import WorkRegistry
 from bot.github import GitHubApp
-from bot.jobs import FOLLOW_UP, SOLVE_ISSUE, FollowUpJob, IssueJob
+from bot.jobs import CI_FIX, FOLLOW_UP, SOLVE_ISSUE, CiFixJob, FollowUpJob, IssueJob
 from bot.redis_connection import WORKER_PATIENCE
 from bot.redis_connection import redis_settings as to_redis
 from bot.settings import Settings
@@ -27,9 +27,10 @@ from sandbox.config import SandboxConfig
 from sandbox.docker import RUN_DIR_PREFIX
 from sandbox.pool import SLOT_PREFIX, SandboxPool
 from sandbox.reaper import reap_directories, reap_orphans
-from workers import crash_recovery
+from workers import ci_fix, crash_recovery
 from workers.admission import Admission, AdmissionLimits
 from workers.agent.model import ModelClient
+from workers.ci_ledger import CiFixLimits, CiLedger
 from workers.follow_up import follow_up
 from workers.git import MirrorCache
 from workers.limits import job_time_limit
@@ -62,6 +63,11 @@ def pipeline_config(settings: Settings) -> PipelineConfig:
         ),
         test_timeout=settings.test_timeout,
         queue_timeout=settings.model_queue_timeout,
+        ci_fix=CiFixLimits(
+            max_attempts=settings.ci_fix_max_attempts,
+            pending_limit=settings.ci_pending_limit,
+            poll=settings.ci_poll_seconds,
+        ),
     )
 
 
@@ -90,11 +96,31 @@ async def run_follow_up(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[st
                       pull=job.pull_number, source=job.source)  # fmt: skip
 
 
+async def run_ci_fix(ctx: dict[str, Any], payload: dict[str, Any]) -> dict[str, Any]:
+    """arq job: failed checks on a qwen-fix pull request → maybe one fix commit.
+
+    Looking costs no model slot; checks still running are looked at again (arq's Retry)."""
+    job = CiFixJob.model_validate(payload)
+    deps: Deps = ctx["deps"]
+    with structlog.contextvars.bound_contextvars(
+        job_id=ctx.get("job_id"), repo=job.repository, pull=job.pull_number
+    ):
+        verdict = await ci_fix.examine(deps, job, ctx.get("job_try", 1))
+        if isinstance(verdict, ci_fix.LookAgain):
+            log.info("ci_fix.checks_running", look_again_in=verdict.after)
+            raise Retry(defer=verdict.after)
+        if isinstance(verdict, ci_fix.Settled):
+            log.info("ci_fix.settled", reason=verdict.state)
+            return {"state": "settled", "reason": verdict.state}
+    return await _run(ctx, CI_FIX, ci_fix.fix_ci(deps, job, verdict), job,
+                      pull=job.pull_number, attempt=verdict.attempt)  # fmt: skip
+
+
 async def _run(
     ctx: dict[str, Any],
     kind: str,
     work: Coroutine[Any, Any, Outcome],
-    job: IssueJob | FollowUpJob,
+    job: IssueJob | FollowUpJob | CiFixJob,
     **bound: object,
 ) -> dict[str, Any]:
     """One job with its log context bound and its outcome counted."""
@@ -185,6 +211,7 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
             registry=WorkRegistry(ctx["redis"]),
             config=config,
             worker_id=worker_id,
+            ci_ledger=CiLedger(ctx["redis"]),
             pool=pool,
             metrics=metrics,
             stopping=stopping,
@@ -220,6 +247,15 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
         functions=[
             func(run_solve_issue, name=SOLVE_ISSUE, timeout=timeout, max_tries=2),
             func(run_follow_up, name=FOLLOW_UP, timeout=timeout, max_tries=2),
+            # keep_result=0: a later failure of the same commit (a re-run check) may queue a job
+            # of the same id again; the worker's record stops a second fix of one commit.
+            func(
+                run_ci_fix,
+                name=CI_FIX,
+                timeout=timeout,
+                keep_result=0,
+                max_tries=config.ci_fix.max_polls() + ci_fix.MAX_STARTS,
+            ),
         ],
         redis_settings=redis_settings,
         on_startup=startup,

@@ -44,12 +44,15 @@ NEEDED_EVENTS = {
     "pull_request",
     "pull_request_review",
     "pull_request_review_comment",
+    "check_suite",
+    "workflow_run",
 }
 NEEDED_PERMISSIONS = {
     "contents": "write",
     "pull_requests": "write",
     "issues": "write",
     "checks": "write",
+    "actions": "read",
     "metadata": "read",
 }
 

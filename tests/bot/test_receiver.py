@@ -6,6 +6,7 @@ Requests go through the ASGI interface in-process; the end-to-end suite covers r
 from __future__ import annotations
 
 import json
+import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -19,7 +20,7 @@ from starlette.types import ASGIApp
 from bot.control import WorkRegistry
 from bot.deliveries import DeliveryLog
 from bot.github import GitHubApp, SharedTransport
-from bot.jobs import SOLVE_ISSUE, IssueJob
+from bot.jobs import CI_FIX, SOLVE_ISSUE, CiFixJob, IssueJob
 from bot.receiver import WEBHOOK_PATH, Receiver, create_app
 from bot.routing import Rules
 from bot.signature import sign
@@ -39,6 +40,10 @@ class World:
     queue: ArqRedis
     issue: int
     app: ASGIApp
+    receiver: Receiver
+
+    def receiver_settle(self, seconds: float) -> None:
+        self.receiver.ci_settle = seconds
 
     async def post(
         self, event: str, payload: Any, *, delivery: str, signature: str | None = None
@@ -93,7 +98,7 @@ async def world(emulator: GitHubEmulator, redis_url: str) -> AsyncIterator[World
     app = create_app(receiver=receiver)
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://receiver") as client:
-        yield World(emulator, client, queue, issue, app)
+        yield World(emulator, client, queue, issue, app, receiver)
     await queue.aclose()
 
 
@@ -431,3 +436,91 @@ async def test_github_clients_share_one_transport_that_outlives_each(
         assert await github.bot_login() == f"app-{APP_ID}[bot]"
     finally:
         await transport.close()
+
+
+# --- CI on the app's pull requests -------------------------------------------------------------
+
+FAILING = [{"name": "lint", "conclusion": "failure", "steps": ["Run ruff"], "log": "E1\n"}]
+
+
+def failed_ci(world: World, branch: str) -> tuple[str, dict[str, Any], dict[str, Any]]:
+    """A pull request from `branch` whose workflow run failed: (head, workflow_run payload,
+    check_suite payload), as GitHub sends them when the run completes."""
+    head = world.emulator.commit_files(REPO, branch, {"src.py": "x = 1\n"}, "Change")
+    world.emulator.add_pull(REPO, branch, "Change", None, "qwen-fix[bot]")
+    run = world.emulator.add_workflow_run(REPO, branch, FAILING)
+    by_run = world.emulator.webhook(
+        "workflow_run", "completed", repo=REPO, sender="alice", workflow_run=run
+    )
+    suite = by_run["workflow_run"]["check_suite_id"]
+    by_suite = world.emulator.webhook(
+        "check_suite", "completed", repo=REPO, sender="alice", check_suite=suite
+    )
+    return head, by_run, by_suite
+
+
+async def test_a_failed_run_queues_one_deferred_ci_job_for_its_commit(world: World) -> None:
+    world.receiver_settle(30.0)
+    head, by_run, by_suite = failed_ci(world, "qwen-fix/issue-1")
+    first = await world.post("workflow_run", by_run, delivery="ci-1")
+    second = await world.post("check_suite", by_suite, delivery="ci-2")
+    assert (first.status_code, second.status_code) == (202, 202)
+    job_id = f"{CI_FIX}:{REPO}#2:{head}"
+    assert first.json()["detail"] == second.json()["detail"] == job_id
+    (queued,) = await world.queue.queued_jobs()
+    assert (queued.function, queued.job_id) == (CI_FIX, job_id)
+    job = CiFixJob.model_validate(queued.args[0])
+    assert (job.pull_number, job.head_sha, job.requested) == (2, head, False)
+    # Deferred by the settle time, so the commit's other suites finish first.
+    score = await world.queue.zscore("arq:queue", job_id)
+    assert score is not None and score / 1000 - time.time() > 25
+    # Nobody asked: no 👀 on anything, and no work registered as running on the pull request.
+    assert world.emulator.reactions(REPO, issue=2) == []
+    assert await WorkRegistry(world.queue).active(f"{REPO}#2") is None
+
+
+async def test_a_failed_run_on_a_persons_branch_queues_nothing(world: World) -> None:
+    _, by_run, _ = failed_ci(world, "feature")
+    response = await world.post("workflow_run", by_run, delivery="ci-3")
+    assert response.json() == {
+        "status": "ignored",
+        "detail": "CI of no qwen-fix pull request's head commit",
+    }
+    assert await world.queued() == []
+
+
+async def test_a_repository_may_name_its_own_branch_prefix_for_ci(world: World) -> None:
+    world.emulator.commit_files(REPO, "main", {".github/qwen-fix.yml": "branch_prefix: bots/\n"})
+    _, by_run, _ = failed_ci(world, "bots/issue-1")
+    response = await world.post("workflow_run", by_run, delivery="ci-4")
+    assert response.status_code == 202, response.text
+    assert [job["function"] for job in await world.queued()] == [CI_FIX]
+
+
+async def test_a_ci_payload_whose_head_is_not_a_commit_id_is_400(world: World) -> None:
+    _, by_run, _ = failed_ci(world, "qwen-fix/issue-1")
+    sha = "../../etc"
+    by_run["workflow_run"]["head_sha"] = sha
+    by_run["workflow_run"]["pull_requests"][0]["head"]["sha"] = sha
+    response = await world.post("workflow_run", by_run, delivery="ci-5")
+    assert response.status_code == 400
+    assert response.json()["detail"] == "head_sha is not a full commit id"
+    assert await world.queued() == []
+
+
+@pytest.mark.parametrize(("login", "queued"), [("maintainer", True), ("watcher", False)])
+async def test_fix_ci_needs_write_access(world: World, login: str, queued: bool) -> None:
+    failed_ci(world, "qwen-fix/issue-1")
+    comment = world.emulator.add_comment(REPO, 2, "/qwen-fix fix-ci", login)
+    payload = world.emulator.webhook(
+        "issue_comment", "created", repo=REPO, sender=login, issue=2, comment=comment
+    )
+    response = await world.post("issue_comment", payload, delivery=f"fix-ci-{login}")
+    jobs = await world.queued()
+    if not queued:
+        assert response.json()["status"] == "ignored" and jobs == []
+        return
+    assert response.status_code == 202
+    assert [job["id"] for job in jobs] == [f"{CI_FIX}:fix-ci-{login}"]
+    job = CiFixJob.model_validate(jobs[0]["args"][0])
+    assert (job.requested, job.head_sha, job.comment_id) == (True, "", comment)
