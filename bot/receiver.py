@@ -19,6 +19,7 @@ from fastapi.responses import Response
 from githubkit.exception import RequestFailed
 from starlette.types import Receive, Scope, Send
 
+from bot import run_pages
 from bot.control import WorkRegistry
 from bot.deliveries import DeliveryLog
 from bot.delivery_shape import (
@@ -55,10 +56,13 @@ from bot.routing import (
     needs_write_permission,
     route,
 )
+from bot.run_pages import RunViewer
+from bot.runs import RunStore
 from bot.settings import Settings
 from bot.signature import is_valid_signature
 from bot.status import status_reply
 from bot.throttle import RECEIVER_RETRY
+from bot.web_auth import GitHubOAuth, WebAuth, github_web_url
 
 log = structlog.get_logger("qwen_fix.receiver")
 
@@ -407,10 +411,36 @@ class ReceiverApp(FastAPI):
             await super().__call__(scope, receive, send)
 
 
-def create_app(settings: Settings | None = None, *, receiver: Receiver | None = None) -> FastAPI:
-    """The ASGI app: the webhook endpoint, Prometheus metrics and a health check.
+def build_run_viewer(settings: Settings, redis: ArqRedis) -> RunViewer:
+    """The run viewer's store and sign-in, from the settings (bot/run_pages.py)."""
+    oauth = None
+    if settings.github_client_id and settings.github_client_secret:
+        oauth = GitHubOAuth(
+            settings.github_client_id,
+            settings.github_client_secret.get_secret_value(),
+            github_web_url(settings.github_api_url),
+            settings.github_api_url.rstrip("/"),
+        )
+    auth = WebAuth(
+        redis,
+        key=settings.webhook_secret.get_secret_value().encode(),
+        admin_token=settings.admin_token.get_secret_value() if settings.admin_token else None,
+        oauth=oauth,
+        public_url=settings.public_url,
+    )
+    return RunViewer(RunStore(redis), auth)
 
-    Give `settings` to have the app build its receiver at start-up, or a ready `receiver`.
+
+def create_app(
+    settings: Settings | None = None,
+    *,
+    receiver: Receiver | None = None,
+    run_viewer: RunViewer | None = None,
+) -> FastAPI:
+    """The ASGI app: the webhook endpoint, the run viewer, Prometheus metrics and a health check.
+
+    Give `settings` to have the app build its receiver at start-up, or a ready `receiver` (and
+    `run_viewer`, without which the viewer's pages answer 503).
     """
     if (settings is None) == (receiver is None):
         raise ValueError("pass exactly one of settings and receiver")
@@ -420,6 +450,8 @@ def create_app(settings: Settings | None = None, *, receiver: Receiver | None = 
         owned = receiver is None
         handler: Receiver = receiver or await build_receiver(settings)  # type: ignore[arg-type]
         app.state.receiver = handler
+        if settings is not None:
+            app.state.run_viewer = build_run_viewer(settings, handler.queue)
         catch_up = asyncio.create_task(
             keep_up(handler.github.app_client, handler.queue, handler.failures)
         )
@@ -434,6 +466,8 @@ def create_app(settings: Settings | None = None, *, receiver: Receiver | None = 
 
     app = ReceiverApp(title="qwen-fix", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.receiver = receiver
+    app.state.run_viewer = run_viewer
+    run_pages.install(app)
 
     @app.post(WEBHOOK_PATH, include_in_schema=False)
     async def webhook() -> None:

@@ -200,6 +200,25 @@ class Settings(ModelSettings):
         "fraction is in use (vllm:kv_cache_usage_perc, sglang:token_usage).",
     )
 
+    public_url: str | None = Field(
+        None,
+        description="Where people reach the app (https://HOST), for links to run pages from "
+        "GitHub and the sign-in callback; unset, comments carry no links to runs.",
+    )
+    run_retention_days: Annotated[float, Field(gt=0)] = Field(
+        14.0, description="Days a run's page (its header and events in Redis) is kept."
+    )
+    admin_token: SecretStr | None = Field(
+        None,
+        description="A bearer token that sees every run (machines, break-glass); unset, only "
+        "people signed in with GitHub see runs, each those of repositories they can read.",
+    )
+    github_client_id: str | None = Field(
+        None, description="The App's OAuth client id, for signing in to the run viewer."
+    )
+    github_client_secret: SecretStr | None = Field(
+        None, description="The App's OAuth client secret (`qwen-fix app create` writes both)."
+    )
     ci_fix_max_attempts: Annotated[int, Field(ge=0)] = Field(
         3,
         description="Most automatic CI fixes on one pull request, whatever a repository's "
@@ -229,6 +248,13 @@ class Settings(ModelSettings):
     @classmethod
     def _github_url(cls, value: str) -> str:
         return http_url(value)
+
+    @field_validator("public_url", mode="after")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        return http_url(value).rstrip("/")
 
     @field_validator("redis_url", mode="after")
     @classmethod
@@ -276,6 +302,11 @@ class Settings(ModelSettings):
     def secret_values(self) -> list[str]:
         """Every secret the settings hold, for redaction."""
         values = [self.webhook_secret.get_secret_value(), self.model_api_key.get_secret_value()]
+        values += [
+            secret.get_secret_value()
+            for secret in (self.admin_token, self.github_client_secret)
+            if secret is not None
+        ]
         # An unreadable key file is reported where the key is used.
         with contextlib.suppress(OSError):
             if self.private_key is not None or self.private_key_path is not None:

@@ -24,6 +24,8 @@ def status_reply(
         lines.append(f"- {status['held']}")
     if status.get("tracking_url"):
         lines.append(f"- progress: {status['tracking_url']}")
+    if status.get("run_url"):
+        lines.append(f"- what it did, step by step: {status['run_url']}")
     if status.get("pr_url"):
         lines.append(f"- pull request: {status['pr_url']}")
     if active is None and status.get("state") not in ("done", "failed", "stopped"):

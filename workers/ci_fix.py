@@ -52,6 +52,7 @@ from workers.pipeline import (
     Outcome,
     Run,
     load_repo_config,
+    open_tracking,
     run_agent_stage,
     run_tracked,
     safe_name,
@@ -59,7 +60,7 @@ from workers.pipeline import (
 from workers.pr_body import clamp, with_ci_fixes
 from workers.publish import NothingToPublish, post_check_run, publish_commit
 from workers.push_target import Refusal
-from workers.tracking import Progress, TrackingComment
+from workers.tracking import TrackingComment
 from workers.workspace import Checkout, branch_head, clean_up, prepare
 
 log = structlog.get_logger("qwen_fix.ci_fix")
@@ -216,12 +217,8 @@ async def _fix_ci(deps: Deps, job: CiFixJob, due: FixDue) -> Outcome:
             await ledger.count_note(job.repository, due.branch, f"start:{due.sha}")
             found = replace(found, base=head)
             names = _names(due.ci.failed)
-            tracking = TrackingComment(
-                client, job.repository, job.pull_number,
-                Progress(f"Fixing CI: {names} (attempt {due.attempt} of {due.allowed})"),
-                registry=deps.registry, bot_login=await deps.github.bot_login(),
-            )  # fmt: skip
-            await tracking.open()
+            headline = f"Fixing CI: {names} (attempt {due.attempt} of {due.allowed})"
+            tracking = await open_tracking(deps, job, client, headline)
             await tracking.update(environment=[_failed_line(check) for check in due.ci.failed])
             work = _attempt_fix(deps, job, client, found, config, target, due, tracking)
             return await run_tracked(deps, job, tracking, work, retry_verb="fix-ci")

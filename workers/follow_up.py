@@ -33,6 +33,7 @@ from workers.pipeline import (
     Outcome,
     Run,
     load_repo_config,
+    open_tracking,
     run_agent_stage,
     run_tracked,
     safe_name,
@@ -45,7 +46,7 @@ from workers.publish import (
     publish_commit,
 )
 from workers.push_target import PullFacts, PushPolicy, Refusal, follow_up_branch
-from workers.tracking import Progress, TrackingComment
+from workers.tracking import TrackingComment
 from workers.workspace import Checkout, branch_head, clean_up, prepare
 
 log = structlog.get_logger("qwen_fix.follow_up")
@@ -116,15 +117,7 @@ async def _follow_up_job(deps: Deps, job: FollowUpJob) -> Outcome:
                 await _reply_all(client, job, requests, target.reason)
                 return Outcome("refused", pull.number, pull.html_url)
             found = replace(found, base=await branch_head(deps.mirrors, found, target))
-            tracking = TrackingComment(
-                client,
-                job.repository,
-                job.pull_number,
-                Progress("Working on the review"),
-                registry=deps.registry,
-                bot_login=await deps.github.bot_login(),
-            )
-            await tracking.open()
+            tracking = await open_tracking(deps, job, client, "Working on the review")
             work = _follow_up(deps, job, client, pull, found, config, target, requests, tracking)
             return await run_tracked(deps, job, tracking, work)
         finally:

@@ -20,6 +20,7 @@ from bot.control import WorkRegistry
 from bot.github import GitHubApp
 from bot.jobs import CiFixJob, FollowUpJob, IssueJob
 from bot.repo_config import RepoConfig, RepoConfigError, parse_repo_config
+from bot.runs import RunHeader, new_run_id
 from sandbox.config import SandboxConfig
 from sandbox.docker import DockerSandbox
 from sandbox.labels import WORKER as WORKER_LABEL
@@ -53,6 +54,7 @@ from workers.publish import (
     upsert_pull_request,
 )
 from workers.push_target import issue_branch_refusal
+from workers.run_log import RunLogs
 from workers.sandbox_image import SandboxImageError, prepare_image
 from workers.test_command import TestChoice, choose_in_sandbox, configured
 from workers.tracking import Progress, TrackingComment, plan_markdown
@@ -99,6 +101,8 @@ class Deps:
     worker_id: str
     ci_ledger: CiLedger
     """What the app pushed and tried on each of its branches (workers/ci_fix.py)."""
+    runs: RunLogs
+    """Where each agent run is published for the run viewer (workers/run_log.py)."""
     pool: SandboxPool | None = None
     """Pre-started sandboxes of the default image (SANDBOX_POOL_SIZE > 0)."""
     stopping: list[str] = field(default_factory=list)
@@ -176,20 +180,38 @@ async def run_tracked(
         await deps.registry.finish(job.work_key(), job.job_id())
 
 
+async def open_tracking(
+    deps: Deps, job: IssueJob | FollowUpJob | CiFixJob, client: GitHub, headline: str
+) -> TrackingComment:
+    """The job's tracking comment, and its run in the run viewer, linked from the comment."""
+    if isinstance(job, IssueJob):
+        kind, number, mode = "issue", job.issue_number, job.mode
+        trigger = "comment" if job.comment_id else "label"
+    elif isinstance(job, FollowUpJob):
+        kind, number, mode, trigger = "follow_up", job.pull_number, job.mode, job.source
+    else:
+        kind, number, mode = "ci_fix", job.pull_number, "fix"
+        trigger = "request" if job.requested else "ci"
+    header = RunHeader(
+        id=new_run_id(), job_id=job.job_id(), kind=kind, repository=job.repository,
+        number=number, trigger=trigger, requested_by=job.triggered_by, mode=mode,
+        headline=headline,
+    )  # fmt: skip
+    run = await deps.runs.start(header)
+    tracking = TrackingComment(
+        client, job.repository, number, Progress(headline, run_url=deps.runs.url(run.id)),
+        registry=deps.registry, bot_login=await deps.github.bot_login(), run=run,
+    )  # fmt: skip
+    await tracking.open()
+    return tracking
+
+
 async def solve_issue(deps: Deps, job: IssueJob) -> Outcome:
     """An issue → a pull request (fix), a plan comment (plan) or an answer (ask)."""
     client = await deps.github.installation(job.installation_id)
     owner, name = job.repository.split("/", 1)
     issue = (await client.rest.issues.async_get(owner, name, job.issue_number)).parsed_data
-    tracking = TrackingComment(
-        client,
-        job.repository,
-        job.issue_number,
-        Progress(HEADLINES[job.mode]),
-        registry=deps.registry,
-        bot_login=await deps.github.bot_login(),
-    )
-    await tracking.open()
+    tracking = await open_tracking(deps, job, client, HEADLINES[job.mode])
     task = Task(
         title=issue.title,
         body=issue.body or "",
@@ -287,18 +309,26 @@ async def run_agent_stage(
             effective_agent_config(deps.config.agent, config.limits),
             observer=tracking,
             trajectory=deps.config.data_dir / "trajectories" / f"{safe_name(job_id)}.jsonl",
+            events=tracking.run.emit if tracking.run is not None else None,
         )
         await release_model_slot()
         log.info("job.agent_done", exit_status=result.exit_status, steps=result.steps)
         deps.metrics.agent_finished(result)
         await sandbox.stop_processes()
         patch = await sandbox.final_diff()
+        if tracking.run is not None:
+            await tracking.run.event("diff", patch=patch)
         verification = None
         if verify:
             await tracking.update(state="testing", headline="Running the tests")
             verification = await verify_change(
                 sandbox, tests.command, deps.config.test_timeout, metrics=deps.metrics
             )
+            if tracking.run is not None:
+                await tracking.run.event(
+                    "verification", command=verification.command,
+                    passed=verification.passed, log=verification.log,
+                )  # fmt: skip
     finally:
         await (slot.discard() if slot is not None else sandbox.close())
     return Run(result, verification, patch, tests.command, config)
@@ -399,6 +429,7 @@ async def _open_pull_request(
             stats=_stats(deps, run.result),
             command_name=deps.config.command_name,
             left_out=commit.left_out,
+            run_url=tracking.progress.run_url,
         )
     )
     cut_short = run.result.exit_status in CUT_SHORT

@@ -48,6 +48,8 @@ class PullRequestContent:
     command_name: str = "qwen-fix"
     left_out: Sequence[LeftOut] = ()
     """Paths of the agent's change the app did not publish, with the reasons."""
+    run_url: str | None = None
+    """The run's page in the run viewer, when PUBLIC_URL is set."""
 
 
 def clamp(body: str, limit: int = GITHUB_BODY_LIMIT) -> str:
@@ -93,6 +95,8 @@ def _body_tail(c: PullRequestContent) -> str:
         f"({s.cached_tokens:,} cached) · {s.completion_tokens:,} completion tokens · "
         f"{_duration(s.seconds)} · ended: {s.exit_status}"
     )
+    if c.run_url:
+        run += f" · [every step of the run]({c.run_url})"
     return (
         "\n</details>\n\n### Run\n" + run + "\n\n"
         f"To ask for changes, mention `@{c.command_name}` in a review comment or in this "

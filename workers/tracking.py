@@ -18,9 +18,11 @@ from githubkit.rest.paginator import Paginator
 from githubkit_schemas.latest.models import IssueComment
 
 from bot.control import WorkRegistry
+from bot.runs import State as RunState
 from workers.agent.tools.context import TodoItem
 from workers.agent.trajectory import StepRecord
 from workers.pr_body import clamp
+from workers.run_log import RunLog
 
 log = structlog.get_logger("qwen_fix.tracking")
 
@@ -44,6 +46,17 @@ ICONS = {
     "stopped": "⏹️",
 }
 MARKS = {"pending": "[ ]", "in_progress": "[ ]", "done": "[x]"}
+RUN_STATES: dict[State, RunState] = {
+    "queued": "queued",
+    "starting": "running",
+    "working": "running",
+    "testing": "running",
+    "publishing": "running",
+    "done": "done",
+    "failed": "failed",
+    "stopped": "stopped",
+}
+"""The run viewer's state of each state of the comment."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +84,8 @@ class Progress:
     held: Held | None = None
     environment: list[str] = field(default_factory=list)
     """What the sandbox runs, one line each: its image and test command, with why."""
+    run_url: str | None = None
+    """The run's page in the run viewer (PUBLIC_URL set)."""
 
 
 def render_tracking(progress: Progress, now: float) -> str:
@@ -81,9 +96,10 @@ def render_tracking(progress: Progress, now: float) -> str:
         lines += [held_line(progress.held), ""]
     if progress.plan:
         lines += [_plan_line(item) for item in progress.plan] + [""]
+    run_link = f" · [what it did]({progress.run_url})" if progress.run_url else ""
     lines.append(
         f"<sub>{_elapsed(now - progress.started)} · {progress.steps} steps · "
-        f"{progress.tokens:,} tokens</sub>"
+        f"{progress.tokens:,} tokens{run_link}</sub>"
     )
     if progress.detail:
         lines += ["", progress.detail]
@@ -124,6 +140,7 @@ class TrackingComment:
         bot_login: str,
         registry: WorkRegistry | None = None,
         interval: float = EDIT_INTERVAL,
+        run: RunLog | None = None,
     ) -> None:
         self._client = client
         self._owner, self._name = repository.split("/", 1)
@@ -137,6 +154,8 @@ class TrackingComment:
         self.url: str | None = None
         self._last_edit = 0.0
         self._pending: asyncio.Task[None] | None = None
+        self.run = run
+        """The run viewer's record of this run, kept in step with the comment."""
 
     async def open(self) -> None:
         """Find the app's tracking comment on the issue (an earlier run's) or post one.
@@ -168,6 +187,8 @@ class TrackingComment:
         """Change what the comment shows; the edit happens now or once the interval has passed."""
         for name, value in changes.items():
             setattr(self.progress, name, value)
+        if self.run is not None and "state" in changes:
+            await self.run.update(state=RUN_STATES[self.progress.state])
         wait = self._interval - (time.monotonic() - self._last_edit)
         if force or wait <= 0:
             self._cancel_pending()
@@ -182,6 +203,10 @@ class TrackingComment:
         rate limit), the edit is tried again, backing off up to a minute, for `patience` s."""
         for name, value in {"state": state, "headline": headline, "detail": detail}.items():
             setattr(self.progress, name, value)
+        if self.run is not None:
+            await self.run.event("outcome", state=state, headline=headline, detail=detail)
+            await self.run.update(state=RUN_STATES[state], headline=headline, ended=time.time())
+            await self.run.close()
         self._cancel_pending()
         deadline = time.monotonic() + patience
         wait = 2.0
@@ -194,10 +219,20 @@ class TrackingComment:
 
     # AgentObserver
     async def plan_changed(self, plan: list[TodoItem]) -> None:
+        if self.run is not None:
+            items = [{"text": item.text, "status": item.status} for item in plan]
+            await self.run.event("plan", items=items)
         await self.update(plan=list(plan))
 
     async def step_finished(self, record: StepRecord) -> None:
         usage = record.usage
+        if self.run is not None:
+            header = self.run.header
+            await self.run.update(
+                steps=header.steps + 1,
+                prompt_tokens=header.prompt_tokens + usage.prompt_tokens,
+                completion_tokens=header.completion_tokens + usage.completion_tokens,
+            )
         await self.update(
             steps=self.progress.steps + 1,
             tokens=self.progress.tokens + usage.prompt_tokens + usage.completion_tokens,
@@ -243,6 +278,7 @@ class TrackingComment:
                 "steps": p.steps,
                 "tokens": p.tokens,
                 "tracking_url": self.url,
+                "run_url": p.run_url,
                 "held": held_line(p.held) if p.held is not None and p.state == "queued" else None,
             },
         )

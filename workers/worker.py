@@ -38,6 +38,7 @@ from workers.liveness import BEATS_TO_LIVE, beat, beat_and_reap
 from workers.metrics import MetricsExporter, WorkerMetrics
 from workers.model_slot import ModelSlots
 from workers.pipeline import Deps, Outcome, PipelineConfig, solve_issue
+from workers.run_log import RunLogs
 from workers.run_settings import agent_config, model_config
 from workers.sandbox_image import with_image_path
 from workers.saturation import SaturationProbe, SaturationThresholds, metrics_url
@@ -212,6 +213,7 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
             config=config,
             worker_id=worker_id,
             ci_ledger=CiLedger(ctx["redis"]),
+            runs=RunLogs(ctx["redis"], settings.run_retention_days * 86400, settings.public_url),
             pool=pool,
             metrics=metrics,
             stopping=stopping,

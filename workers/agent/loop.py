@@ -30,7 +30,7 @@ from workers.agent.stuck import StepOutcome, StuckDetector
 from workers.agent.task import Task
 from workers.agent.toolcall import FormatError, ToolCall, tool_calls_of
 from workers.agent.tools import Observation, TestRun, TodoItem, Toolbox, ToolContext
-from workers.agent.trajectory import StepRecord, Trajectory
+from workers.agent.trajectory import EventSink, StepRecord, Trajectory
 
 NUDGE = (
     "You appear to be stuck: {why}. Step back: re-read the issue and your plan, and try a "
@@ -429,7 +429,9 @@ async def run_agent(
     *,
     observer: AgentObserver | None = None,
     trajectory: Path | None = None,
+    events: EventSink | None = None,
 ) -> AgentResult:
-    """Drive the model through the tools until it submits or a limit stops it."""
-    agent = Agent(task, sandbox, model, config, observer, Trajectory(trajectory))
+    """Drive the model through the tools until it submits or a limit stops it; each event goes
+    to the `trajectory` file and to `events`."""
+    agent = Agent(task, sandbox, model, config, observer, Trajectory(trajectory, events))
     return await agent.run()

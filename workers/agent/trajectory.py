@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -26,19 +27,28 @@ class StepRecord:
     note: str | None = None
 
 
-class Trajectory:
-    """Appends JSON lines to `path`; does nothing when `path` is None."""
+EventSink = Callable[[dict[str, Any]], None]
+"""Receives each event as it is written (the run viewer's stream: workers/run_log.py)."""
 
-    def __init__(self, path: Path | None) -> None:
+
+class Trajectory:
+    """Appends JSON lines to `path` (nothing when None), and hands each to `sink` too."""
+
+    def __init__(self, path: Path | None, sink: EventSink | None = None) -> None:
         self.path = path
+        self.sink = sink
         if path is not None:
             path.parent.mkdir(parents=True, exist_ok=True)
             path.write_text("")
 
     def write(self, kind: str, **fields: Any) -> None:
-        if self.path is None:
+        if self.path is None and self.sink is None:
             return
         line = {"type": kind, "time": time.time(), **redact_value(fields)}
+        if self.sink is not None:
+            self.sink(line)
+        if self.path is None:
+            return
         with self.path.open("a", encoding="utf-8") as out:
             out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
 
