@@ -14,6 +14,7 @@ from githubkit.cache.mem_cache import MemCacheStrategy
 from githubkit.exception import RequestFailed
 from githubkit.typing import RetryDecisionFunc
 
+from bot.github_metrics import GitHubMetrics
 from bot.redaction import register_secret
 from bot.throttle import RETRY, WriteThrottler
 
@@ -38,9 +39,10 @@ class SharedTransport(httpx.AsyncBaseTransport):
     environment still apply: httpx routes their URLs to transports of its own.
     """
 
-    def __init__(self, *, backoff: float = 1.0) -> None:
+    def __init__(self, *, backoff: float = 1.0, metrics: GitHubMetrics | None = None) -> None:
         self._pool = httpx.AsyncHTTPTransport()
         self._backoff = backoff
+        self.metrics = metrics
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         """The answer; a dropped connection is retried (TRANSPORT_RETRIES times, backing off)
@@ -51,8 +53,12 @@ class SharedTransport(httpx.AsyncBaseTransport):
                 # Read here, so a connection dropped in the middle of the body is retried too
                 # (GitHub's answers are JSON documents, not streams).
                 await response.aread()
+                if self.metrics is not None:
+                    self.metrics.answered(request, response)
                 return response
             except httpx.TransportError as exc:
+                if self.metrics is not None:
+                    self.metrics.failed(request)
                 if attempt == TRANSPORT_RETRIES or not _safe_to_resend(request, exc):
                     raise
                 log.warning(
@@ -111,12 +117,14 @@ class GitHubApp:
         *,
         transport: httpx.AsyncBaseTransport | None = None,
         retry: RetryDecisionFunc = RETRY,
+        metrics: GitHubMetrics | None = None,
     ) -> None:
-        """`retry`: how failed requests are tried again (the receiver's must be brief)."""
+        """`retry`: how failed requests are tried again (the receiver's must be brief);
+        `metrics`: where the app's own transport counts GitHub's answers."""
         self.app_id = app_id
         self._retry = retry
         self.api_url = api_url.rstrip("/") + "/"
-        self._own_transport = SharedTransport() if transport is None else None
+        self._own_transport = SharedTransport(metrics=metrics) if transport is None else None
         self._transport = transport or self._own_transport
         # githubkit's default cache is process-wide and keys the app JWT by app id alone;
         # one per app keeps two apps (or two GitHub hosts) with the same id apart.

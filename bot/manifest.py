@@ -103,6 +103,8 @@ def build_manifest(
     manifest["url"] = f"{parts.scheme}://{parts.netloc}"
     manifest["hook_attributes"] = {**dict(template.get("hook_attributes") or {}), "url": hook_url}
     manifest["redirect_url"] = redirect_url
+    # Where GitHub sends people back after they sign in to the run viewer with the app.
+    manifest["callback_urls"] = [f"{parts.scheme}://{parts.netloc}/login/callback"]
     if name:
         manifest["name"] = name
     return manifest
@@ -118,6 +120,9 @@ class CreatedApp:
     html_url: str
     pem: str = field(repr=False)
     webhook_secret: str = field(repr=False)
+    client_id: str = ""
+    client_secret: str = field(default="", repr=False)
+    """The app's OAuth credentials, for signing in to the run viewer."""
 
     @property
     def install_url(self) -> str:
@@ -125,12 +130,16 @@ class CreatedApp:
 
     def env_values(self, api_url: str) -> dict[str, str]:
         """The .env lines `Settings` reads."""
-        return {
+        values = {
             "APP_ID": str(self.id),
             "PRIVATE_KEY": self.pem,
             "WEBHOOK_SECRET": self.webhook_secret,
             "GITHUB_API_URL": api_url,
         }
+        if self.client_id and self.client_secret:
+            values["GITHUB_CLIENT_ID"] = self.client_id
+            values["GITHUB_CLIENT_SECRET"] = self.client_secret
+        return values
 
 
 async def exchange_code(client: httpx.AsyncClient, api_url: str, code: str) -> CreatedApp:
@@ -154,6 +163,8 @@ async def exchange_code(client: httpx.AsyncClient, api_url: str, code: str) -> C
         html_url=str(data["html_url"]),
         pem=str(data["pem"]),
         webhook_secret=str(data["webhook_secret"]),
+        client_id=str(data.get("client_id") or ""),
+        client_secret=str(data.get("client_secret") or ""),
     )
 
 

@@ -6,8 +6,10 @@ import time
 from dataclasses import dataclass, field
 from types import TracebackType
 
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram
 from prometheus_client.exposition import generate_latest
+
+from bot.github_metrics import GitHubMetrics
 
 UNVERIFIED = "unverified"
 """Event label of a delivery whose signature failed: its headers are not GitHub's word."""
@@ -34,6 +36,12 @@ class ReceiverMetrics:
             buckets=LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.queue_depth = Gauge(
+            "qwen_fix_queue_jobs",
+            "Jobs in the queue (waiting, deferred or retrying), read from Redis at each scrape.",
+            registry=self.registry,
+        )
+        self.github = GitHubMetrics(self.registry)
 
     def delivery(self) -> DeliveryObservation:
         """Time one delivery; the handler fills in its labels as it learns them."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import functools
 import json
 import time
@@ -14,6 +15,7 @@ from typing import Any
 import structlog
 from arq import create_pool
 from arq.connections import ArqRedis
+from arq.constants import default_queue_name
 from fastapi import FastAPI, Request
 from fastapi.responses import Response
 from githubkit.exception import RequestFailed
@@ -380,7 +382,9 @@ class Receiver:
 
 async def build_receiver(settings: Settings) -> Receiver:
     queue = await create_pool(redis_settings(settings.queue_url, patience=RECEIVER_PATIENCE))
+    metrics = ReceiverMetrics()
     return Receiver(
+        metrics=metrics,
         webhook_secret=settings.webhook_secret.get_secret_value().encode(),
         rules=settings.routing_rules(),
         github=GitHubApp(
@@ -388,6 +392,7 @@ async def build_receiver(settings: Settings) -> Receiver:
             settings.private_key_pem(),
             settings.github_api_url,
             retry=RECEIVER_RETRY,
+            metrics=metrics.github,
         ),
         queue=queue,
         deliveries=DeliveryLog(queue),
@@ -478,6 +483,8 @@ def create_app(
     @app.get("/metrics")
     async def metrics(request: Request) -> Response:
         handler: Receiver = request.app.state.receiver
+        with contextlib.suppress(Exception):  # a Redis away costs the gauge, not the scrape
+            handler.metrics.queue_depth.set(await handler.queue.zcard(default_queue_name))
         content, media_type = handler.metrics.exposition()
         return Response(content, media_type=media_type)
 

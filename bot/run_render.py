@@ -92,13 +92,14 @@ def run_list(
 
 def _run_row(run: RunHeader) -> str:
     pr = f' · <a href="{e(run.pr_url)}">PR</a>' if run.pr_url else ""
-    cost = f"${run.cost:.2f}" if run.cost is not None else "–"
+    cost = f"${run.cost:.2f}" if run.cost is not None else ""
     return (
         f'<tr class="state-{e(run.state)}"><td><a href="/runs/{e(run.id)}">{e(target(run))}</a>'
         f"{pr}<br><small>{e(when(run.started))}</small></td>"
         f"<td>{e(run.trigger)} by @{e(run.requested_by)}</td><td>{e(run.mode)}</td>"
         f"<td>{STATE_ICONS.get(run.state, '')} {e(run.state)}</td>"
-        f"<td>{e(duration(run.seconds))}</td><td>{run.steps}</td><td>{run.tokens:,}</td>"
+        f"<td>{e(duration(run.seconds))}</td><td>{run.steps} steps</td>"
+        f"<td>{run.tokens:,} tokens</td>"
         f"<td>{cost}</td></tr>"
     )
 
@@ -233,7 +234,7 @@ def diff_html(diff: str) -> str:
         elif line.startswith("@@"):
             kind = "hunk"
         rows.append(f'<span class="{kind}">{e(line)}</span>')
-    return f"<pre class=diff>{chr(10).join(rows)}</pre>"
+    return f"<pre class=diff>{''.join(rows)}</pre>"
 
 
 def _plan(event: dict[str, Any]) -> str:
@@ -310,3 +311,27 @@ RENDERERS = {
     "verification": _verification,
     "outcome": _outcome,
 }
+
+
+def events_of_jsonl(text: str) -> list[tuple[str, dict[str, Any]]]:
+    """A trajectory file's lines as the stream's (id, event) pairs: the same objects."""
+    events = []
+    for number, line in enumerate(text.splitlines(), 1):
+        if line.strip():
+            events.append((f"0-{number}", json.loads(line)))
+    return events
+
+
+def standalone_page(title: str, events: Sequence[tuple[str, dict[str, Any]]], style: str) -> str:
+    """A run's timeline as one self-contained HTML file, from its trajectory alone (no header:
+    the file does not say which issue it was)."""
+    fragments = [event_html(event_id, event) for event_id, event in events]
+    plan = next((f for f in reversed(fragments) if f.startswith("<section id=plan")), "")
+    timeline = "".join(f for f in fragments if not f.startswith("<section id=plan"))
+    return (
+        "<!doctype html><html lang=en><head><meta charset=utf-8>"
+        '<meta name=viewport content="width=device-width, initial-scale=1">'
+        f"<title>{e(title)}</title><style>{style}</style></head><body><main>"
+        f"<h1>{e(title)}</h1>{plan}<h2>Timeline</h2><ol class=timeline>{timeline}</ol>"
+        "</main></body></html>"
+    )

@@ -97,3 +97,14 @@ def scripted_server() -> Iterator[Callable[..., ScriptedModelServer]]:
     yield start
     for server in started:
         server.stop()
+
+
+DOCKER_FIXTURES = frozenset({"docker_client", "sandbox_image", "make_harness"})
+"""A test using one of these needs the Docker engine: it is marked `docker` whatever its file
+says, so `.ci/run` can run the tests that are not beside the ones that are."""
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        if DOCKER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.docker)

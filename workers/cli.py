@@ -81,6 +81,14 @@ def _parser() -> argparse.ArgumentParser:
     doctor.add_argument("--model-url", help="OpenAI-compatible /v1 root (env MODEL_BASE_URL)")
     doctor.add_argument("--model", help="served model name (env MODEL_NAME)")
     doctor.set_defaults(run=_doctor)
+    page = sub.add_parser(
+        "run-page", help="render a run's trajectory file as one HTML page, as the run viewer does"
+    )
+    page.add_argument(
+        "trajectory", type=Path, help="a trajectory JSONL file (DATA_DIR/trajectories)"
+    )
+    page.add_argument("-o", "--output", type=Path, help="write here instead of stdout")
+    page.set_defaults(run=_run_page)
     return parser
 
 
@@ -266,6 +274,22 @@ def _eval(args: argparse.Namespace) -> int:
         return asyncio.run(eval_from_args(args, sys.stdout))
     except (ValueError, OSError) as exc:
         raise CliError(str(exc)) from None
+
+
+def _run_page(args: argparse.Namespace) -> int:
+    from bot.run_assets import STYLE
+    from bot.run_render import events_of_jsonl, standalone_page
+
+    try:
+        events = events_of_jsonl(args.trajectory.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise CliError(f"cannot read {args.trajectory} as a trajectory: {exc}") from None
+    html = standalone_page(args.trajectory.stem, events, STYLE)
+    if args.output is None:
+        sys.stdout.write(html)
+    else:
+        args.output.write_text(html, encoding="utf-8")
+    return 0
 
 
 def _doctor(args: argparse.Namespace) -> int:

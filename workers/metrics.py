@@ -12,8 +12,11 @@ from wsgiref.simple_server import WSGIServer
 import structlog
 from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
 
+from bot.github_metrics import GitHubMetrics
 from sandbox.protocol import ExecResult
 from workers.agent.loop import AgentResult
+from workers.agent.tools.context import TodoItem
+from workers.agent.trajectory import StepRecord
 
 log = structlog.get_logger("qwen_fix.metrics")
 
@@ -21,6 +24,12 @@ JOB_BUCKETS = (10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0, 3600.0, 720
 STEP_BUCKETS = (1.0, 2.0, 5.0, 10.0, 20.0, 30.0, 50.0, 75.0, 100.0, 150.0, 200.0, 300.0, 500.0)
 SANDBOX_BUCKETS = (0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
 TEST_BUCKETS = (1.0, 5.0, 10.0, 30.0, 60.0, 120.0, 300.0, 600.0, 900.0, 1800.0)
+WAIT_BUCKETS = (0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 300.0, 900.0, 1800.0, 3600.0)
+MODEL_BUCKETS = (0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 20.0, 40.0, 80.0, 160.0, 320.0)
+RATE_BUCKETS = (1.0, 5.0, 10.0, 20.0, 40.0, 60.0, 80.0, 120.0, 200.0, 400.0)
+EXEC_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0, 60.0, 300.0)
+TOOLS = frozenset({"bash", "str_replace_editor", "run_tests", "todo", "submit", "search"})
+"""Tool names used as label values; any other counts as `other`, so labels stay bounded."""
 
 
 class WorkerMetrics:
@@ -73,6 +82,49 @@ class WorkerMetrics:
             buckets=TEST_BUCKETS,
             registry=self.registry,
         )
+        self.queue_wait_seconds = Histogram(
+            "qwen_fix_queue_wait_seconds",
+            "Seconds a job waited in the queue before a worker started it, by kind.",
+            ["kind"],
+            buckets=WAIT_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_request_seconds = Histogram(
+            "qwen_fix_model_request_seconds",
+            "Seconds of the model's answers to the agent's requests (one per step), retries in.",
+            buckets=MODEL_BUCKETS,
+            registry=self.registry,
+        )
+        self.model_tokens_per_second = Histogram(
+            "qwen_fix_model_tokens_per_second",
+            "Completion tokens per second of each of the model's answers.",
+            buckets=RATE_BUCKETS,
+            registry=self.registry,
+        )
+        self.sandbox_exec_seconds = Histogram(
+            "qwen_fix_sandbox_exec_seconds",
+            "Seconds of each of the agent's tool calls in its sandbox, by tool.",
+            ["tool"],
+            buckets=EXEC_BUCKETS,
+            registry=self.registry,
+        )
+        self.github = GitHubMetrics(self.registry)
+
+    def job_started(self, kind: str, waited: float) -> None:
+        self.queue_wait_seconds.labels(kind).observe(max(waited, 0.0))
+
+    # The agent's observer: each step's model answer and tool calls.
+    async def plan_changed(self, plan: list[TodoItem]) -> None:
+        return None
+
+    async def step_finished(self, record: StepRecord) -> None:
+        if record.model_seconds > 0:
+            self.model_request_seconds.observe(record.model_seconds)
+            rate = record.usage.completion_tokens / record.model_seconds
+            self.model_tokens_per_second.observe(rate)
+        for call, seconds in zip(record.tool_calls, record.tool_call_seconds, strict=False):
+            name = str(call.get("name"))
+            self.sandbox_exec_seconds.labels(name if name in TOOLS else "other").observe(seconds)
 
     def job(self, kind: str) -> JobObservation:
         """Time one job; the caller sets `outcome` from what the job left on GitHub."""

@@ -30,6 +30,7 @@ from workers import failure_reasons
 from workers.agent.exits import CUT_SHORT
 from workers.agent.loop import AgentConfig, AgentResult, run_agent
 from workers.agent.model import ModelClient
+from workers.agent.observer import Observers
 from workers.agent.task import Task
 from workers.change_guard import left_out_markdown
 from workers.ci_ledger import CiFixLimits, CiLedger
@@ -296,6 +297,9 @@ async def run_agent_stage(
         tests = await _choose_tests(found, sandbox, config)
         await tracking.update(environment=[image.summary, tests.summary()])
         sandbox.mark_baseline()
+        trajectory = deps.config.data_dir / "trajectories" / f"{safe_name(job_id)}.jsonl"
+        if tracking.run is not None:
+            tracking.run.jsonl = trajectory
         full_task = replace(
             task,
             guidance=_guidance(await trusted_guidance(found), config),
@@ -307,8 +311,8 @@ async def run_agent_stage(
             sandbox,
             deps.model,
             effective_agent_config(deps.config.agent, config.limits),
-            observer=tracking,
-            trajectory=deps.config.data_dir / "trajectories" / f"{safe_name(job_id)}.jsonl",
+            observer=Observers(tracking, deps.metrics),
+            trajectory=trajectory,
             events=tracking.run.emit if tracking.run is not None else None,
         )
         await release_model_slot()

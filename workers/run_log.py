@@ -12,6 +12,7 @@ import contextlib
 import json
 import time
 from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any, cast
 
 import structlog
@@ -43,6 +44,9 @@ class RunLog:
         self._retention = int(retention)
         self._queue: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
         self._publisher: asyncio.Task[None] | None = None
+        self.jsonl: Path | None = None
+        """The run's trajectory file: the job's own events (`event`) are appended there too,
+        so the file alone rebuilds the page (the agent's trajectory writes its own)."""
 
     @property
     def id(self) -> str:
@@ -70,8 +74,15 @@ class RunLog:
         self._queue.put_nowait(event)
 
     async def event(self, kind: str, **fields: Any) -> None:
-        """An event of the job itself (tests run, the outcome), redacted here."""
-        self.emit({"type": kind, "time": time.time(), **redact_value(fields)})
+        """An event of the job itself (the plan, tests run, the outcome), redacted here."""
+        line = {"type": kind, "time": time.time(), **redact_value(fields)}
+        self.emit(line)
+        if self.jsonl is not None:
+            try:
+                with self.jsonl.open("a", encoding="utf-8") as out:
+                    out.write(json.dumps(line, ensure_ascii=False, default=str) + "\n")
+            except OSError:
+                log.warning("run_log.jsonl_failed", run=self.id, exc_info=True)
 
     async def update(self, **fields: Any) -> None:
         self.header = self.header.model_copy(update=fields)

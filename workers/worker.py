@@ -134,6 +134,7 @@ async def _run(
         redis: Redis = ctx["redis"]
         arq_id: str = ctx["job_id"]
         await crash_recovery.running(redis, deps.worker_id, arq_id)
+        deps.metrics.job_started(kind, time.time() - _enqueued(ctx))
         try:
             with deps.metrics.job(kind) as seen:
                 async with slots.job(job.job_id(), job.installation_id, _enqueued(ctx)):
@@ -205,7 +206,12 @@ def build_worker(settings: Settings, *, max_jobs: int = 4) -> Worker:
             pool.refill()
         ctx["model_slots"] = model_slots(settings, ctx["redis"], worker_id, max_jobs)
         ctx["deps"] = Deps(
-            github=GitHubApp(settings.app_id, settings.private_key_pem(), settings.github_api_url),
+            github=GitHubApp(
+                settings.app_id,
+                settings.private_key_pem(),
+                settings.github_api_url,
+                metrics=metrics.github,
+            ),
             docker=client,
             model=ModelClient(model_config(settings)),
             mirrors=MirrorCache(settings.data_dir / "mirrors"),

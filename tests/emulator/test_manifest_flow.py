@@ -41,15 +41,18 @@ def test_a_confirmed_manifest_becomes_an_app_that_can_authenticate(hub: Hub) -> 
     unauthenticated = GitHub(UnauthAuthStrategy(), base_url=hub.emu.api_url)
     response = unauthenticated.rest.apps.create_from_manifest(code)
     created = response.parsed_data
+    assert created is not None
     assert (created.name, created.slug) == ("Qwen Fix", "qwen-fix")
     assert created.webhook_secret and created.client_secret and created.client_id
+    assert (created.client_id, created.client_secret) == hub.emu.app_credentials(created.id)
     assert created.owner is not None
     assert created.html_url.endswith("/apps/qwen-fix")
     assert response.json()["permissions"] == MANIFEST["default_permissions"]
     assert created.events == MANIFEST["default_events"]
 
     as_app = GitHub(AppAuthStrategy(created.id, created.pem), base_url=hub.emu.api_url)
-    assert as_app.rest.apps.get_authenticated().parsed_data.id == created.id
+    authenticated = as_app.rest.apps.get_authenticated().parsed_data
+    assert authenticated is not None and authenticated.id == created.id
     app = hub.emu.world.apps[created.id]
     assert (app.webhook_url, app.webhook_secret) == (
         MANIFEST["hook_attributes"]["url"],  # type: ignore[index]
@@ -74,4 +77,16 @@ def test_a_manifest_without_url_is_refused(hub: Hub) -> None:
         data={"manifest": json.dumps({"name": "x", "redirect_url": "http://127.0.0.1/"})},
     )
     assert broken.status_code == 422
+    assert hub.emu.world.manifest_codes == {}
+
+
+def test_a_signed_out_browser_is_sent_to_sign_in_first(hub: Hub) -> None:
+    hub.emu.sign_out_browser()
+    page = httpx.get(f"{hub.emu.web_url}/settings/apps/new")
+    assert page.status_code == 302
+    assert page.headers["location"] == f"{hub.emu.web_url}/login?return_to=%2Fsettings%2Fapps%2Fnew"
+    posted = httpx.post(
+        f"{hub.emu.web_url}/settings/apps/new", data={"manifest": json.dumps(MANIFEST)}
+    )
+    assert posted.status_code == 302 and "/login?" in posted.headers["location"]
     assert hub.emu.world.manifest_codes == {}

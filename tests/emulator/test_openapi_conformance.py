@@ -16,6 +16,7 @@ import pytest
 from openapi_core import Config, OpenAPI
 from openapi_core.testing import MockRequest, MockResponse
 from openapi_schema_validator import OAS30Validator
+from starlette.routing import Route
 
 from tests.fixtures import openapi_description
 from tests.github_emulator import GitHubEmulator, bare_repos
@@ -33,7 +34,8 @@ class Case:
     path: str
     """Concrete path under /api/v3; `{name}` parts are filled from the world's ids."""
     auth: str
-    """jwt, jwt_expired, jwt_garbage, token, read_only, other, bad, none."""
+    """jwt, jwt_expired, jwt_garbage, token, read_only, other, bad, meta, user, user_expired,
+    user_bad, none."""
     status: int
     body: Any = None
 
@@ -117,7 +119,9 @@ def world() -> Iterator[tuple[GitHubEmulator, dict[str, Any]]]:
             "other": emu.installation_token(other),
             "bad": "ghs_" + "0" * 36,
             "meta": emu.installation_token(meta),
+            **user_tokens(emu),
         }
+        ids["meta_inst"] = meta
         ids.update(app_world(emu, tokens["token"]))
         ids.update(ci_world(emu))
         yield emu, {"ids": ids, "tokens": tokens}
@@ -155,6 +159,17 @@ def fork_world(emu: GitHubEmulator, installation: int) -> None:
     assert emu.add_pull("octo/hello", "other:main", "From a fork", None, "mallory") == 3
     emu.commit_files("octo/hello", "release", {"RELEASE.md": "1.0\n"}, "Release")
     emu.protect_branch("octo/hello", "release")
+
+
+def user_tokens(emu: GitHubEmulator) -> dict[str, str]:
+    """alice's user-to-server tokens of app 1: live, expired, and one GitHub never issued."""
+    expired = emu.user_token(1, "alice")
+    emu.expire_user_token(expired)
+    return {
+        "user": emu.user_token(1, "alice"),
+        "user_expired": expired,
+        "user_bad": "ghu_" + "0" * 36,
+    }
 
 
 def app_world(emu: GitHubEmulator, token: str) -> dict[str, Any]:
@@ -211,6 +226,29 @@ def app_cases() -> list[Case]:
     ]  # fmt: skip
 
 
+def user_cases() -> list[Case]:
+    """A person's token: alice reaches `octo`, `ro` and `other` through app 1, not `meta`."""
+    installations = "/user/installations"
+    repos = f"{installations}/{{installation_id}}/repositories"
+    return [
+        Case("GET", "/user", "/user", "user", 200),
+        Case("GET", "/user", "/user", "user_expired", 401),
+        Case("GET", "/user", "/user", "none", 401),
+        Case("GET", "/user", "/user", "token", 403),
+        Case("GET", "/user", "/user", "jwt", 403),
+        Case("GET", installations, installations, "user", 200),
+        Case("GET", installations, f"{installations}?per_page=1&page=2", "user", 200),
+        Case("GET", installations, installations, "user_bad", 401),
+        Case("GET", installations, installations, "token", 403),
+        Case("GET", repos, f"{installations}/{{inst}}/repositories", "user", 200),
+        Case("GET", repos, f"{installations}/{{inst}}/repositories?per_page=1", "user", 200),
+        Case("GET", repos, f"{installations}/{{meta_inst}}/repositories", "user", 404),
+        Case("GET", repos, f"{installations}/99/repositories", "user", 404),
+        Case("GET", repos, f"{installations}/{{inst}}/repositories", "token", 403),
+        Case("GET", repos, f"{installations}/{{inst}}/repositories", "user_expired", 401),
+    ]
+
+
 def repo_cases() -> list[Case]:
     repo = "/repos/{owner}/{repo}"
     permission = f"{repo}/collaborators/{{username}}/permission"
@@ -220,6 +258,9 @@ def repo_cases() -> list[Case]:
         Case("GET", repo, "/repos/other/hello", "other", 200),
         Case("GET", repo, "/repos/octo/hello", "other", 404),
         Case("GET", repo, "/repos/octo/hello", "bad", 401),
+        Case("GET", repo, "/repos/octo/hello", "user", 200),
+        Case("GET", repo, "/repos/meta/repo", "user", 404),
+        Case("GET", repo, "/repos/octo/hello", "user_expired", 401),
         Case("GET", permission, "/repos/octo/hello/collaborators/alice/permission", "token", 200),
         Case("GET", permission, "/repos/octo/hello/collaborators/mallory/permission", "token", 200),
         Case("GET", permission, "/repos/octo/hello/collaborators/ghost/permission", "token", 404),
@@ -558,6 +599,7 @@ def delivery_cases() -> list[Case]:
 
 CASES = [
     *app_cases(),
+    *user_cases(),
     *repo_cases(),
     *issue_cases(),
     *pull_cases(),
@@ -574,7 +616,7 @@ CASES = [
 def send(emu: GitHubEmulator, state: dict[str, Any], case: Case) -> httpx.Response:
     headers = {"Accept": "application/vnd.github+json"}
     if case.auth != "none":
-        scheme = "Bearer" if case.auth.startswith("jwt") else "token"
+        scheme = "Bearer" if case.auth.startswith(("jwt", "user")) else "token"
         headers["Authorization"] = f"{scheme} {state['tokens'][case.auth]}"
     content = case.body if isinstance(case.body, bytes) else None
     if case.body is not None and content is None:
@@ -652,8 +694,8 @@ def test_every_rest_path_is_declared() -> None:
         served = {
             (method, route.path)
             for route in emu.app.routes
-            for method in getattr(route, "methods", set()) - {"HEAD"}
-            if route.path.startswith(API_PREFIX)
+            if isinstance(route, Route) and route.path.startswith(API_PREFIX)
+            for method in (route.methods or set()) - {"HEAD"}
         }
     finally:
         emu.stop()

@@ -1,4 +1,5 @@
-"""Credentials as GitHub checks them: app keys, RS256 JWTs, installation tokens, git Basic."""
+"""Credentials as GitHub checks them: app keys, RS256 JWTs, installation tokens, user-to-server
+tokens, git Basic."""
 
 from __future__ import annotations
 
@@ -6,17 +7,30 @@ import base64
 import secrets
 import string
 from datetime import timedelta
+from typing import TypeGuard
 
 import jwt
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 
 from tests.github_emulator.errors import GitHubError, not_found
-from tests.github_emulator.state import App, Installation, Repo, Token, World, now
+from tests.github_emulator.state import (
+    App,
+    Installation,
+    Repo,
+    Token,
+    User,
+    UserToken,
+    World,
+    now,
+)
 
 JWT_MAX_LIFETIME = timedelta(minutes=10)
 CLOCK_DRIFT = timedelta(seconds=60)
 TOKEN_LIFETIME = timedelta(hours=1)
+USER_TOKEN_LIFETIME = timedelta(hours=8)
+REFRESH_TOKEN_LIFETIME = timedelta(seconds=15_897_600)
+"""What github.com sends as `refresh_token_expires_in` (184 days; its docs say 15811200)."""
 
 
 def new_key_pair() -> tuple[str, bytes]:
@@ -49,6 +63,10 @@ def requires_authentication() -> GitHubError:
 
 def bad_credentials() -> GitHubError:
     return GitHubError(401, "Bad credentials")
+
+
+def not_accessible_by_integration() -> GitHubError:
+    return GitHubError(403, "Resource not accessible by integration")
 
 
 def app_from_jwt(world: World, authorization: str | None) -> App:
@@ -94,13 +112,16 @@ def app_of_issuer(world: World, iss: object) -> App | None:
 
 def issue_token(world: World, installation: Installation, repos: list[Repo] | None) -> Token:
     """A new `ghs_` installation token, valid for an hour, optionally narrowed to some repos."""
-    alphabet = string.ascii_letters + string.digits
-    value = "ghs_" + "".join(secrets.choice(alphabet) for _ in range(36))
     ids = None if repos is None else frozenset(repo.id for repo in repos)
-    token = Token(value, installation, now() + TOKEN_LIFETIME, ids)
+    token = Token(random_token("ghs_", 36), installation, now() + TOKEN_LIFETIME, ids)
     with world.lock:
-        world.tokens[value] = token
+        world.tokens[token.value] = token
     return token
+
+
+def random_token(prefix: str, length: int) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return prefix + "".join(secrets.choice(alphabet) for _ in range(length))
 
 
 def installation_token(world: World, authorization: str | None) -> Token:
@@ -131,6 +152,75 @@ def can_access(token: Token, repo: Repo) -> bool:
     return token.repository_ids is None or repo.id in token.repository_ids
 
 
+def issue_user_token(world: World, app: App, user: User) -> UserToken:
+    """A new `ghu_` token for 8 hours, with the `ghr_` refresh token that replaces it."""
+    issued = now()
+    token = UserToken(
+        random_token("ghu_", 36), app, user, issued + USER_TOKEN_LIFETIME,
+        random_token("ghr_", 76), issued + REFRESH_TOKEN_LIFETIME,
+    )  # fmt: skip
+    with world.lock:
+        world.user_tokens[token.value] = token
+        world.refresh_tokens[token.refresh_token] = token
+    return token
+
+
+def revoke_user_token(world: World, token: UserToken) -> None:
+    with world.lock:
+        world.user_tokens.pop(token.value, None)
+        world.refresh_tokens.pop(token.refresh_token, None)
+
+
+def is_user_token(value: str | None) -> TypeGuard[str]:
+    """GitHub tells token kinds apart by prefix: `ghu_` acts as a user through an app."""
+    return value is not None and value.startswith("ghu_")
+
+
+def live_user_token(world: World, value: str) -> UserToken:
+    token = world.user_tokens.get(value)
+    if token is None or token.expires_at <= now():
+        raise bad_credentials()
+    return token
+
+
+def user_token(world: World, authorization: str | None) -> UserToken:
+    """The user token of a request to a route only people reach (`/user/...`): 401 without
+    valid credentials, 403 for an app's JWT or installation token."""
+    value = credential(authorization)
+    if value is None:
+        raise requires_authentication()
+    if is_user_token(value):
+        return live_user_token(world, value)
+    if value.count(".") == 2:
+        app_from_jwt(world, authorization)
+    else:
+        _live_token(world, value)
+    raise not_accessible_by_integration()
+
+
+def user_role(user: User, repo: Repo) -> str:
+    """The user's role on the repository; anyone may read a public one."""
+    role = repo.role_of(user.login)
+    return "read" if role == "none" and not repo.private else role
+
+
+def user_token_sees(token: UserToken, repo: Repo) -> bool:
+    """What both the user and the app see: a public repository, or one the app is installed on
+    that the user may read."""
+    if not repo.private:
+        return True
+    installed = repo.installation is not None and repo.installation.app is token.app
+    return installed and repo.role_of(token.user.login) != "none"
+
+
+def repo_for_user_token(world: World, token: UserToken, owner: str, name: str) -> Repo:
+    """The repository, if this user token may see it; 404 otherwise, as for private repos."""
+    repo = world.repo(f"{owner}/{name}")
+    if repo is None or not user_token_sees(token, repo):
+        raise not_found()
+    return repo
+
+
 def has_permission(token: Token, scope: str, level: str = "write") -> bool:
     granted = token.installation.permissions.get(scope)
     return granted == "write" or (level == "read" and granted == "read")
@@ -139,7 +229,7 @@ def has_permission(token: Token, scope: str, level: str = "write") -> bool:
 def require_permission(token: Token, scope: str, level: str = "write") -> None:
     """403 as GitHub answers when the installation lacks a permission."""
     if not has_permission(token, scope, level):
-        raise GitHubError(403, "Resource not accessible by integration")
+        raise not_accessible_by_integration()
 
 
 def token_from_basic(world: World, authorization: str | None) -> Token | None:

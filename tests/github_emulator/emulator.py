@@ -17,14 +17,16 @@ from tests.github_emulator import (
     reviews,
     webhooks,
 )
-from tests.github_emulator.auth import issue_token, new_key_pair
+from tests.github_emulator.auth import issue_token, issue_user_token, new_key_pair
 from tests.github_emulator.faults import Faults
 from tests.github_emulator.payloads import JSON, Payloads, node_id
+from tests.github_emulator.rate_limits import RateLimits
 from tests.github_emulator.server import ServerThread, build_app
 from tests.github_emulator.state import (
     DEFAULT_PERMISSIONS,
     ROLES,
     App,
+    CallbackURL,
     Comment,
     Installation,
     Issue,
@@ -34,11 +36,13 @@ from tests.github_emulator.state import (
     RequestRecord,
     User,
     World,
+    now,
 )
 
 
 class GitHubEmulator:
-    """An in-memory GitHub (REST under `/api/v3`, git smart HTTP) on a free loopback port."""
+    """An in-memory GitHub (REST under `/api/v3`, git smart HTTP, the manifest and OAuth web
+    flows on the root) on a free loopback port."""
 
     def __init__(self, root: Path | None = None) -> None:
         self._tmp: tempfile.TemporaryDirectory[str] | None = None
@@ -51,7 +55,9 @@ class GitHubEmulator:
         self.payloads = Payloads(self.web_url)
         self.faults = Faults()
         """Arm a `Fault` here to make GitHub misbehave (tests/github_emulator/faults.py)."""
-        self.app = build_app(self.world, self.payloads, self.faults)
+        self.rate_limits = RateLimits()
+        """Primary rate limits per credential; lower `rate_limits.limit` to run out."""
+        self.app = build_app(self.world, self.payloads, self.faults, self.rate_limits)
 
     @property
     def api_url(self) -> str:
@@ -113,19 +119,21 @@ class GitHubEmulator:
         owner: str,
         name: str,
         files: dict[str, str],
-        installation_id: int,
+        installation_id: int | None,
         default_branch: str = "main",
         private: bool = True,
     ) -> str:
-        """A bare repo on disk with one commit of `files`; returns `owner/name`."""
+        """A bare repo on disk with one commit of `files`; returns `owner/name`. With
+        `installation_id` None the app is not installed on it."""
         path = self.world.root / "git" / owner / f"{name}.git"
         bare_repos.create(path, files, default_branch)
+        installations = self.world.installations
         repo = Repo(
             id=self.world.new_id(),
             owner=self.world.user(owner),
             name=name,
             path=path,
-            installation=self.world.installations[installation_id],
+            installation=None if installation_id is None else installations[installation_id],
             default_branch=default_branch,
             private=private,
         )
@@ -426,7 +434,43 @@ class GitHubEmulator:
 
     def manifest_code(self, manifest: dict[str, Any], owner: str | None = None) -> str:
         """The code GitHub hands the manifest's `redirect_url` once the user confirms it."""
-        return manifest_flow.manifest_code(self.world, manifest, owner or self.world.web_login)
+        owner = owner or self.world.web_login
+        if owner is None:
+            raise ValueError("the browser is signed out: name the owner, or sign_in_browser")
+        return manifest_flow.manifest_code(self.world, manifest, owner)
+
+    def app_credentials(self, app_id: int) -> tuple[str, str]:
+        """The app's OAuth `(client_id, client_secret)`, as its settings page shows them."""
+        app = self.world.apps[app_id]
+        return app.client_id, app.client_secret
+
+    def set_callback_url(self, app_id: int, url: str, wildcard: bool = False) -> None:
+        """The app's one OAuth callback URL, replacing any. A `redirect_uri` must equal it, or
+        with `wildcard` may also be a subdomain or subdirectory of it."""
+        app = self.world.apps[app_id]
+        with self.world.lock:
+            app.callback_urls = [CallbackURL(url, wildcard)]
+
+    def sign_in_browser(self, login: str) -> None:
+        """Sign the browser in on the web pages as `login` (it starts as `app-owner`)."""
+        self.world.user(login)
+        with self.world.lock:
+            self.world.web_login = login
+
+    def sign_out_browser(self) -> None:
+        """Web pages that need a user now send the browser to `/login`."""
+        with self.world.lock:
+            self.world.web_login = None
+
+    def user_token(self, app_id: int, login: str) -> str:
+        """Mint the app's `ghu_` token for `login` directly, for tests that skip the web flow."""
+        app = self.world.apps[app_id]
+        return issue_user_token(self.world, app, self.world.user(login)).value
+
+    def expire_user_token(self, token: str) -> None:
+        """Make a user token expire now, as eight hours passing would."""
+        with self.world.lock:
+            self.world.user_tokens[token].expires_at = now()
 
     @property
     def content_limit(self) -> int | None:

@@ -19,7 +19,15 @@ from starlette.routing import Route
 from tests.github_emulator.auth import new_key_pair
 from tests.github_emulator.errors import not_found
 from tests.github_emulator.routing import RestRoute, payloads_of, respond, world_of
-from tests.github_emulator.state import DEFAULT_PERMISSIONS, App, ConfirmedManifest, World, now
+from tests.github_emulator.state import (
+    DEFAULT_PERMISSIONS,
+    App,
+    CallbackURL,
+    ConfirmedManifest,
+    World,
+    now,
+)
+from tests.github_emulator.web_session import sign_in_redirect
 
 CODE_LIFETIME = timedelta(hours=1)
 APP_IDS = itertools.count(700_001)
@@ -49,6 +57,7 @@ def create_app(world: World, manifest: dict[str, Any], owner: str) -> tuple[App,
         events=list(manifest.get("default_events") or []),
         webhook_url=hook.get("url") if hook.get("active", True) else None,
         webhook_secret=secrets.token_hex(20),
+        callback_urls=[CallbackURL(str(url)) for url in manifest.get("callback_urls") or []],
     )
     with world.lock:
         world.apps[app.id] = app
@@ -66,7 +75,7 @@ async def convert(request: Request) -> Response:
     body = {
         **payloads_of(request).app(app),
         "client_id": app.client_id,
-        "client_secret": secrets.token_hex(20),
+        "client_secret": app.client_secret,
         "webhook_secret": app.webhook_secret,
         "pem": pem,
     }
@@ -75,6 +84,8 @@ async def convert(request: Request) -> Response:
 
 async def new_app_page(request: Request) -> Response:
     """The page a browser reaches; its form posts the manifest back here."""
+    if world_of(request).web_login is None:
+        return sign_in_redirect(request)
     org = request.path_params.get("org")
     heading = (
         f"Register new GitHub App for {html.escape(org)}" if org else "Register new GitHub App"
@@ -89,6 +100,9 @@ async def new_app_page(request: Request) -> Response:
 
 async def confirm_manifest(request: Request) -> Response:
     """The user confirms the posted manifest: redirect to `redirect_url?code=&state=`."""
+    world = world_of(request)
+    if world.web_login is None:
+        return sign_in_redirect(request)
     form = parse_qs((await request.body()).decode())
     try:
         manifest = json.loads(form.get("manifest", [""])[0])
@@ -99,7 +113,6 @@ async def confirm_manifest(request: Request) -> Response:
     redirect_url = manifest.get("redirect_url")
     if not isinstance(redirect_url, str) or not redirect_url:
         return HTMLResponse("<h1>The manifest has no redirect_url</h1>", status_code=422)
-    world = world_of(request)
     owner = request.path_params.get("org") or world.web_login
     if request.path_params.get("org"):
         world.user(owner, "Organization")

@@ -84,19 +84,35 @@ class Payloads:
             "site_admin": False,
         }
 
-    def collaborator(self, user: User, role: str) -> JSON:
-        permission = PERMISSION_OF_ROLE[role]
+    def private_user(self, user: User, public_repos: int, private_repos: int) -> JSON:
+        """The `private-user` shape GET /user answers a user's own token with."""
         return {
             **self.user(user),
-            "permissions": {
-                "admin": permission == "admin",
-                "maintain": role in ("admin", "maintain"),
-                "push": permission in ("admin", "write"),
-                "triage": role in ("admin", "maintain", "write", "triage"),
-                "pull": permission != "none",
-            },
-            "role_name": role,
+            "user_view_type": "private",
+            "name": None,
+            "company": None,
+            "blog": "",
+            "location": None,
+            "email": None,
+            "hireable": None,
+            "bio": None,
+            "twitter_username": None,
+            "public_repos": public_repos,
+            "public_gists": 0,
+            "followers": 0,
+            "following": 0,
+            "created_at": timestamp(user.created_at),
+            "updated_at": timestamp(user.created_at),
+            "private_gists": 0,
+            "total_private_repos": private_repos,
+            "owned_private_repos": private_repos,
+            "disk_usage": 0,
+            "collaborators": 0,
+            "two_factor_authentication": True,
         }
+
+    def collaborator(self, user: User, role: str) -> JSON:
+        return {**self.user(user), "permissions": permissions(role), "role_name": role}
 
     def app(self, app: App) -> JSON:
         return {
@@ -159,8 +175,9 @@ class Payloads:
             body["repositories"] = [self.repository(repo) for repo in repos]
         return body
 
-    def repository(self, repo: Repo) -> JSON:
-        """The `repository` shape; `full_repository` adds the fields of GET /repos/{o}/{r}."""
+    def repository(self, repo: Repo, role: str | None = None) -> JSON:
+        """The `repository` shape; `full_repository` adds the fields of GET /repos/{o}/{r}.
+        With a `role`, the `permissions` the asking user holds (user tokens only)."""
         api = f"{self.api}/repos/{repo.full_name}"
         urls = {
             "archive_url": "/{archive_format}{/ref}",
@@ -202,7 +219,7 @@ class Payloads:
         }
         open_issues = sum(1 for issue in repo.issues.values() if issue.state == "open")
         forks = sum(1 for fork in repo.forks if not fork.deleted)
-        return {
+        body: JSON = {
             "id": repo.id,
             "node_id": node_id("Repository", repo.id),
             "name": repo.name,
@@ -248,11 +265,15 @@ class Payloads:
             "allow_forking": bool(repo.forks) or repo.parent is not None,
             "web_commit_signoff_required": False,
         }
+        if role is not None:
+            body["permissions"] = permissions(role)
+        return body
 
-    def full_repository(self, repo: Repo) -> JSON:
-        """The `full-repository` shape; a fork's names its `parent` and the network's `source`."""
+    def full_repository(self, repo: Repo, role: str | None = None) -> JSON:
+        """The `full-repository` shape; a fork's names its `parent` and the network's `source`.
+        With a `role`, the `permissions` the asking user holds (user tokens only)."""
         body = {
-            **self.repository(repo),
+            **self.repository(repo, role),
             "network_count": network_size(repo.source),
             "subscribers_count": 0,
             "allow_merge_commit": True,
@@ -827,6 +848,18 @@ class Payloads:
             "request": {"headers": delivery.request_headers, "payload": delivery.request_payload},
             "response": {"headers": delivery.response_headers, "payload": delivery.response_body},
         }
+
+
+def permissions(role: str) -> JSON:
+    """The `permissions` object of a collaborator or of a repository seen by a user."""
+    permission = PERMISSION_OF_ROLE[role]
+    return {
+        "admin": permission == "admin",
+        "maintain": role in ("admin", "maintain"),
+        "push": permission in ("admin", "write"),
+        "triage": role in ("admin", "maintain", "write", "triage"),
+        "pull": permission != "none",
+    }
 
 
 def suite_of(run: CheckRun) -> int:

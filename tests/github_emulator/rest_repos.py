@@ -8,6 +8,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from tests.github_emulator import bare_repos
+from tests.github_emulator.auth import credential, is_user_token, user_role
 from tests.github_emulator.errors import GitHubError, not_found
 from tests.github_emulator.payloads import PERMISSION_OF_ROLE
 from tests.github_emulator.routing import (
@@ -15,11 +16,17 @@ from tests.github_emulator.routing import (
     payloads_of,
     repo_context,
     respond,
+    user_repo_context,
     world_of,
 )
 
 
 async def get_repo(request: Request) -> Response:
+    """The one repository route that takes a user token too (the app's sign-in asks it who may
+    read what), answering with the user's `permissions`."""
+    if is_user_token(credential(request.headers.get("authorization"))):
+        token, repo = user_repo_context(request)
+        return respond(payloads_of(request).full_repository(repo, user_role(token.user, repo)))
     _, repo = repo_context(request)
     return respond(payloads_of(request).full_repository(repo))
 

@@ -11,10 +11,15 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from tests.github_emulator.auth import installation_token, repo_for_token
+from tests.github_emulator.auth import (
+    installation_token,
+    repo_for_token,
+    repo_for_user_token,
+    user_token,
+)
 from tests.github_emulator.errors import GitHubError
 from tests.github_emulator.payloads import Payloads
-from tests.github_emulator.state import Repo, Token, World
+from tests.github_emulator.state import Repo, Token, UserToken, World
 
 API_PREFIX = "/api/v3"
 SLASHED_PARAMS = ("ref", "branch", "path")
@@ -52,6 +57,15 @@ def repo_context(request: Request) -> tuple[Token, Repo]:
     token = installation_token(world, request.headers.get("authorization"))
     params = request.path_params
     return token, repo_for_token(world, token, params["owner"], params["repo"])
+
+
+def user_repo_context(request: Request) -> tuple[UserToken, Repo]:
+    """The user token of the request and the repository of its path, if both the user and
+    the app may see it (401/403/404)."""
+    world = world_of(request)
+    token = user_token(world, request.headers.get("authorization"))
+    params = request.path_params
+    return token, repo_for_user_token(world, token, params["owner"], params["repo"])
 
 
 def int_param(request: Request, name: str) -> int:

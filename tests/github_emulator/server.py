@@ -16,6 +16,7 @@ from tests.github_emulator import (
     git_http,
     graphql_api,
     manifest_flow,
+    oauth_flow,
     rest_actions,
     rest_app,
     rest_checks,
@@ -25,14 +26,18 @@ from tests.github_emulator import (
     rest_pulls,
     rest_repos,
     rest_reviews,
+    rest_user,
+    web_session,
 )
 from tests.github_emulator.errors import GitHubError, render
 from tests.github_emulator.faults import FaultMiddleware, Faults
 from tests.github_emulator.payloads import Payloads
+from tests.github_emulator.rate_limits import RateLimitMiddleware, RateLimits
 from tests.github_emulator.state import RequestRecord, World
 
 REST_ROUTES = [
     *rest_app.routes,
+    *rest_user.routes,
     *rest_hooks.routes,
     *manifest_flow.rest_routes,
     *rest_repos.routes,
@@ -45,11 +50,18 @@ REST_ROUTES = [
 ]
 
 
-def build_app(world: World, payloads: Payloads, faults: Faults | None = None) -> Starlette:
+def build_app(
+    world: World,
+    payloads: Payloads,
+    faults: Faults | None = None,
+    rate_limits: RateLimits | None = None,
+) -> Starlette:
     routes: list[BaseRoute] = [
         *REST_ROUTES,
         *graphql_api.routes,
         *manifest_flow.web_routes,
+        *oauth_flow.routes,
+        *web_session.routes,
         *git_http.routes,
         *rest_actions.blob_routes,
     ]
@@ -57,6 +69,7 @@ def build_app(world: World, payloads: Payloads, faults: Faults | None = None) ->
     app.state.world = world
     app.state.payloads = payloads
     # Faults sit inside the log, so a replaced or dropped answer is logged as the client saw it.
+    app.add_middleware(RateLimitMiddleware, limits=rate_limits or RateLimits())
     app.add_middleware(FaultMiddleware, faults=faults or Faults())
     app.add_middleware(RequestLog, world=world)
     return app
@@ -115,6 +128,8 @@ def auth_kind(authorization: str) -> str:
         return "none"
     if scheme.lower() == "basic":
         return "basic"
+    if value.startswith("ghu_"):
+        return "user"
     # JWTs have three dot-separated parts; installation tokens have none.
     return "app" if value.count(".") == 2 else "installation"
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import secrets
 import threading
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -31,6 +32,16 @@ class User:
     id: int
     login: str
     type: str = "User"
+    created_at: datetime = field(default_factory=now)
+
+
+@dataclass
+class CallbackURL:
+    """Where the OAuth web flow may send a browser back to, as an app's settings list it."""
+
+    url: str
+    wildcard: bool = False
+    """Whether subdomains and subdirectories of `url` match too (GitHub's per-URL setting)."""
 
 
 @dataclass
@@ -47,6 +58,9 @@ class App:
     )
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    client_secret: str = field(default_factory=lambda: secrets.token_hex(20))
+    callback_urls: list[CallbackURL] = field(default_factory=list)
+    """The OAuth web flow's callback URLs; the first is used when a request names none."""
 
     @property
     def client_id(self) -> str:
@@ -69,6 +83,31 @@ class Token:
     expires_at: datetime
     repository_ids: frozenset[int] | None
     """None: every repository of the installation, present and future."""
+
+
+@dataclass
+class OAuthCode:
+    """The code `/login/oauth/authorize` sends a browser back with: one user token, once."""
+
+    app: App
+    user: User
+    redirect_uri: str
+    code_challenge: str | None
+    """The PKCE S256 challenge the authorize request carried, if any."""
+    expires_at: datetime
+
+
+@dataclass
+class UserToken:
+    """A user-to-server token (`ghu_`) of a GitHub App, and the refresh token (`ghr_`) that
+    replaces both; it sees what both the user and the app's installations see."""
+
+    value: str
+    app: App
+    user: User
+    expires_at: datetime
+    refresh_token: str
+    refresh_expires_at: datetime
 
 
 @dataclass
@@ -289,7 +328,7 @@ class RequestRecord:
     query: str
     status: int
     auth: str
-    """'app', 'installation', 'basic' or 'none'."""
+    """'app', 'installation', 'user', 'basic' or 'none'."""
     body: bytes = b""
     """The request body as received (still gzipped where git sent it so)."""
     headers: tuple[tuple[str, str], ...] = ()
@@ -343,13 +382,20 @@ class World:
         self.deliveries: list[HookDelivery] = []
         self.manifest_codes: dict[str, ConfirmedManifest] = {}
         """Codes of confirmed manifests not yet converted."""
+        self.oauth_codes: dict[str, OAuthCode] = {}
+        """Codes of the OAuth web flow not yet exchanged."""
+        self.user_tokens: dict[str, UserToken] = {}
+        """User-to-server tokens by their `ghu_` value; refreshing one removes it."""
+        self.refresh_tokens: dict[str, UserToken] = {}
+        """The same tokens by their `ghr_` refresh token."""
         self.content_limit: int | None = None
         """Content creations allowed per rolling minute; None: no secondary rate limit."""
         self.content_created: list[float] = []
         self.log_links: dict[str, tuple[str, datetime]] = {}
         """Secret path of a job's log download -> (log text, expiry), like blob storage's."""
-        self.web_login = "app-owner"
-        """The user signed in on the web pages (the manifest flow's app owner)."""
+        self.web_login: str | None = "app-owner"
+        """The user signed in on the web pages (the manifest flow's app owner, the user the
+        OAuth flow authorizes); None: the browser is signed out."""
         self._next_id = 1000
 
     def new_id(self) -> int:

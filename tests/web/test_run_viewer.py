@@ -23,7 +23,7 @@ from bot.receiver import Receiver, create_app
 from bot.routing import Rules
 from bot.run_pages import RunViewer
 from bot.runs import RunHeader, RunStore, new_run_id
-from bot.web_auth import SESSION_COOKIE, WebAuth
+from bot.web_auth import SESSION_COOKIE, GitHubOAuth, WebAuth
 from tests.github_emulator.emulator import GitHubEmulator
 from workers.run_log import RunLog, RunLogs
 
@@ -68,6 +68,13 @@ async def world(emulator: GitHubEmulator, redis_url: str) -> AsyncIterator[World
     key = emulator.add_app(APP_ID, slug="qwen-fix")
     installation = emulator.add_installation(APP_ID, "octo-org", account_type="Organization")
     emulator.add_repo("octo-org", "calc", {"README.md": "calc\n"}, installation)
+    emulator.add_repo("octo-org", "vault", {"README.md": "secret\n"}, installation)
+    emulator.set_permission("octo-org/calc", "maintainer", "write")
+    emulator.set_permission("octo-org/calc", "reader", "read")
+    emulator.set_permission("octo-org/vault", "maintainer", "admin")
+    emulator.set_callback_url(APP_ID, f"{ORIGIN}/login/callback")
+    client_id, client_secret = emulator.app_credentials(APP_ID)
+    oauth = GitHubOAuth(client_id, client_secret, emulator.web_url, emulator.api_url)
     redis = await create_pool(RedisSettings.from_dsn(redis_url))
     await redis.flushall()
     receiver = Receiver(
@@ -78,7 +85,7 @@ async def world(emulator: GitHubEmulator, redis_url: str) -> AsyncIterator[World
         deliveries=DeliveryLog(redis),
         registry=WorkRegistry(redis),
     )
-    auth = WebAuth(redis, key=SECRET.encode(), admin_token=ADMIN, oauth=None, public_url=None)
+    auth = WebAuth(redis, key=SECRET.encode(), admin_token=ADMIN, oauth=oauth, public_url=None)
     app = create_app(receiver=receiver, run_viewer=RunViewer(RunStore(redis), auth))
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url=ORIGIN) as client:
@@ -139,7 +146,7 @@ async def test_an_anonymous_browser_is_sent_to_sign_in_and_a_machine_gets_401(
     assert page.headers["location"] == f"/login?next=%2Fruns%2F{run.id}"
     sign_in = await world.client.get(page.headers["location"], headers=BROWSER)
     assert sign_in.status_code == 200 and "Operator token" in sign_in.text
-    assert "Sign in with GitHub" not in sign_in.text  # not set up here
+    assert "Sign in with GitHub" in sign_in.text
     for path in ("/runs", f"/runs/{run.id}", f"/runs/{run.id}/events"):
         machine = await world.client.get(path)
         assert machine.status_code == 401, path
@@ -319,3 +326,84 @@ async def test_new_events_arrive_on_the_stream_while_the_run_goes_on(world: Worl
     first = json.loads(events[0].split("data: ", 1)[1])
     assert "grep -n" in first["html"] and "Step 1" in first["html"]
     assert "Fix add" not in stream.text  # what the page already had is not sent again
+
+
+# --- signing in with GitHub --------------------------------------------------------------------
+
+
+async def sign_in_with_github(world: World, login: str, next_path: str = "/runs") -> httpx.Response:
+    """The browser's round trip: our /login/github → GitHub's authorize page (signed in there
+    as `login`) → back to our callback with a code → a session."""
+    world.emulator.sign_in_browser(login)
+    start = await world.client.get(f"/login/github?next={next_path}", headers=BROWSER)
+    assert start.status_code == 303, start.text
+    assert start.headers["location"].startswith(f"{world.emulator.web_url}/login/oauth/authorize")
+    async with httpx.AsyncClient() as browser:
+        at_github = await browser.get(start.headers["location"])
+    assert at_github.status_code == 302, at_github.text
+    back = httpx.URL(at_github.headers["location"])
+    assert str(back).startswith(f"{ORIGIN}/login/callback?")
+    return await world.client.get(f"{back.path}?{back.query.decode()}", headers=BROWSER)
+
+
+async def test_a_person_signs_in_with_github_and_sees_runs_of_repositories_they_can_read(
+    world: World,
+) -> None:
+    calc = await world.run("octo-org/calc")
+    vault = await world.run("octo-org/vault")
+    signed = await sign_in_with_github(world, "reader", f"/runs/{calc.id}")
+    assert signed.status_code == 303 and signed.headers["location"] == f"/runs/{calc.id}"
+    cookie = signed.headers["set-cookie"]
+    assert "HttpOnly" in cookie and "ghu_" not in cookie  # the user's token stays server-side
+    page = await world.client.get(f"/runs/{calc.id}", headers=BROWSER)
+    assert page.status_code == 200
+    listing = await world.client.get("/runs", headers=BROWSER)
+    assert calc.id in listing.text and vault.id not in listing.text
+    hidden = await world.client.get(f"/runs/{vault.id}", headers=BROWSER)
+    assert hidden.status_code == 404 and "vault" not in hidden.text
+    stream = await world.client.get(f"/runs/{vault.id}/events", headers=BROWSER)
+    assert stream.status_code == 404
+
+
+async def test_a_person_without_access_sees_nothing_of_a_run(world: World) -> None:
+    calc = await world.run("octo-org/calc")
+    await sign_in_with_github(world, "stranger")
+    assert calc.id not in (await world.client.get("/runs", headers=BROWSER)).text
+    assert (await world.client.get(f"/runs/{calc.id}", headers=BROWSER)).status_code == 404
+
+
+async def test_a_sign_in_whose_state_does_not_match_is_refused(world: World) -> None:
+    world.emulator.sign_in_browser("reader")
+    start = await world.client.get("/login/github", headers=BROWSER)
+    async with httpx.AsyncClient() as browser:
+        at_github = await browser.get(start.headers["location"])
+    back = httpx.URL(at_github.headers["location"])
+    forged = back.copy_set_param("state", "attacker-chosen")
+    answer = await world.client.get(f"{forged.path}?{forged.query.decode()}", headers=BROWSER)
+    assert answer.status_code == 400 and "state does not match" in answer.text
+    # Without the state cookie (another browser), the genuine link does not work either.
+    world.client.cookies.clear()
+    answer = await world.client.get(f"{back.path}?{back.query.decode()}", headers=BROWSER)
+    assert answer.status_code == 400
+    assert SESSION_COOKIE not in answer.headers.get("set-cookie", "")
+
+
+async def test_a_code_github_refuses_gives_a_clear_page_and_no_session(world: World) -> None:
+    world.emulator.sign_in_browser("reader")
+    start = await world.client.get("/login/github", headers=BROWSER)
+    state = httpx.URL(start.headers["location"]).params["state"]
+    answer = await world.client.get(f"/login/callback?code=made-up&state={state}", headers=BROWSER)
+    assert answer.status_code == 400
+    assert "GitHub did not grant a token" in answer.text
+    assert SESSION_COOKIE not in answer.headers.get("set-cookie", "")
+
+
+async def test_access_is_asked_of_github_again_after_a_minute(world: World) -> None:
+    calc = await world.run("octo-org/calc")
+    await sign_in_with_github(world, "reader")
+    assert (await world.client.get(f"/runs/{calc.id}", headers=BROWSER)).status_code == 200
+    world.emulator.set_permission("octo-org/calc", "reader", "none")
+    # Cached for ACCESS_TTL: still allowed; once that passes, GitHub's new answer counts.
+    assert (await world.client.get(f"/runs/{calc.id}", headers=BROWSER)).status_code == 200
+    world.auth._access.clear()  # the minute passes
+    assert (await world.client.get(f"/runs/{calc.id}", headers=BROWSER)).status_code == 404

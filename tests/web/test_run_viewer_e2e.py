@@ -4,6 +4,8 @@ the receiver's process serves the page, and GitHub links to it."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -52,3 +54,15 @@ def test_a_run_is_published_step_by_step_and_linked_from_github(
     assert link.group(2) in listing.text and "label by @maintainer" in listing.text
     # Nobody else: the page needs a sign-in.
     assert httpx.get(link.group(1)).status_code == 401
+
+    # The trajectory on the worker's disk rebuilds the same timeline, by `qwen-fix run-page`.
+    (trajectory,) = (h.root / "data" / "trajectories").glob("solve_issue*.jsonl")
+    out = h.root / "page.html"
+    subprocess.run(
+        [sys.executable, "-m", "workers.cli", "run-page", str(trajectory), "-o", str(out)],
+        check=True, env=h.env, cwd=h.root,
+    )  # fmt: skip
+    served = re.findall(r'<li class="event ([a-z_]+)"', text)
+    rebuilt = re.findall(r'<li class="event ([a-z_]+)"', out.read_text())
+    assert served == rebuilt and served[0] == "start" and served[-1] == "outcome"
+    assert "☑ Fix add in calc.py" in out.read_text()

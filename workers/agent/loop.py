@@ -303,7 +303,9 @@ class Agent:
         started, observations = time.monotonic(), []
         try:
             for call in calls:
+                began = time.monotonic()
                 observation = await self.toolbox.execute(call)
+                self.record.tool_call_seconds.append(time.monotonic() - began)
                 # Defence in depth: the sandbox holds no secret, but if one ever showed up in
                 # a tool's output, the model and the trajectory would not see it.
                 observations.append(replace(observation, text=redact(observation.text)))

@@ -14,3 +14,18 @@ class AgentObserver(Protocol):
     async def plan_changed(self, plan: list[TodoItem]) -> None: ...
 
     async def step_finished(self, record: StepRecord) -> None: ...
+
+
+class Observers:
+    """Several observers as one, told in order."""
+
+    def __init__(self, *observers: AgentObserver) -> None:
+        self.observers = observers
+
+    async def plan_changed(self, plan: list[TodoItem]) -> None:
+        for observer in self.observers:
+            await observer.plan_changed(plan)
+
+    async def step_finished(self, record: StepRecord) -> None:
+        for observer in self.observers:
+            await observer.step_finished(record)

@@ -24,6 +24,8 @@ class StepRecord:
     usage: Usage = field(default_factory=Usage)
     model_seconds: float = 0.0
     tool_seconds: float = 0.0
+    tool_call_seconds: list[float] = field(default_factory=list)
+    """Seconds of each tool call, in the order of `tool_calls`."""
     note: str | None = None
 
 
