@@ -218,7 +218,7 @@ async def _fix_ci(deps: Deps, job: CiFixJob, due: FixDue) -> Outcome:
             found = replace(found, base=head)
             names = _names(due.ci.failed)
             headline = f"Fixing CI: {names} (attempt {due.attempt} of {due.allowed})"
-            tracking = await open_tracking(deps, job, client, headline)
+            tracking = await open_tracking(deps, job, client, headline, pr_url=due.pull.html_url)
             await tracking.update(environment=[_failed_line(check) for check in due.ci.failed])
             work = _attempt_fix(deps, job, client, found, config, target, due, tracking)
             return await run_tracked(deps, job, tracking, work, retry_verb="fix-ci")

@@ -117,7 +117,9 @@ async def _follow_up_job(deps: Deps, job: FollowUpJob) -> Outcome:
                 await _reply_all(client, job, requests, target.reason)
                 return Outcome("refused", pull.number, pull.html_url)
             found = replace(found, base=await branch_head(deps.mirrors, found, target))
-            tracking = await open_tracking(deps, job, client, "Working on the review")
+            tracking = await open_tracking(
+                deps, job, client, "Working on the review", pr_url=pull.html_url
+            )
             work = _follow_up(deps, job, client, pull, found, config, target, requests, tracking)
             return await run_tracked(deps, job, tracking, work)
         finally:

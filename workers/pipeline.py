@@ -182,7 +182,12 @@ async def run_tracked(
 
 
 async def open_tracking(
-    deps: Deps, job: IssueJob | FollowUpJob | CiFixJob, client: GitHub, headline: str
+    deps: Deps,
+    job: IssueJob | FollowUpJob | CiFixJob,
+    client: GitHub,
+    headline: str,
+    *,
+    pr_url: str | None = None,
 ) -> TrackingComment:
     """The job's tracking comment, and its run in the run viewer, linked from the comment."""
     if isinstance(job, IssueJob):
@@ -196,7 +201,7 @@ async def open_tracking(
     header = RunHeader(
         id=new_run_id(), job_id=job.job_id(), kind=kind, repository=job.repository,
         number=number, trigger=trigger, requested_by=job.triggered_by, mode=mode,
-        headline=headline,
+        headline=headline, pr_url=pr_url,
     )  # fmt: skip
     run = await deps.runs.start(header)
     tracking = TrackingComment(
@@ -317,6 +322,8 @@ async def run_agent_stage(
         )
         await release_model_slot()
         log.info("job.agent_done", exit_status=result.exit_status, steps=result.steps)
+        if tracking.run is not None and result.cost > 0:
+            await tracking.run.update(cost=result.cost)
         deps.metrics.agent_finished(result)
         await sandbox.stop_processes()
         patch = await sandbox.final_diff()
@@ -449,6 +456,8 @@ async def _open_pull_request(
         body=body,
         draft=draft,
     )
+    if tracking.run is not None:
+        await tracking.run.update(pr_url=url)
     if run.config.reviewers:
         await request_review(client, job.repository, number, job.triggered_by)
     await post_check_run(

@@ -52,6 +52,7 @@ def test_a_run_is_published_step_by_step_and_linked_from_github(
     assert 'data-state="done"' in text
     listing = httpx.get(f"{public}/runs", headers=headers)
     assert link.group(2) in listing.text and "label by @maintainer" in listing.text
+    assert f'/{REPO}/pull/{pull["number"]}">PR</a>' in listing.text
     # Nobody else: the page needs a sign-in.
     assert httpx.get(link.group(1)).status_code == 401
 
