@@ -203,11 +203,12 @@ class TrackingComment:
         rate limit), the edit is tried again, backing off up to a minute, for `patience` s."""
         for name, value in {"state": state, "headline": headline, "detail": detail}.items():
             setattr(self.progress, name, value)
+        # Before any wait: an edit still pending must not land after this last one.
+        self._cancel_pending()
         if self.run is not None:
             await self.run.event("outcome", state=state, headline=headline, detail=detail)
             await self.run.update(state=RUN_STATES[state], headline=headline, ended=time.time())
             await self.run.close()
-        self._cancel_pending()
         deadline = time.monotonic() + patience
         wait = 2.0
         while not await self._edit(render_tracking(self.progress, time.time())):

@@ -18,6 +18,10 @@ import pytest
 from tests.conftest import free_port, wait_for_port
 from tests.github_emulator.auth import new_key_pair
 
+# Each test starts `qwen-fix` processes and times what they print: they run in CI's Docker
+# process, one at a time, not beside it under load.
+pytestmark = pytest.mark.docker
+
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 KEY = new_key_pair()[0]
 
