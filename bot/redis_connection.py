@@ -10,6 +10,9 @@ it could not store is answered 503 and asked for again later (bot/redelivery.py)
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
+from typing import Any, cast
+
 from arq.connections import RedisSettings
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
@@ -41,3 +44,9 @@ def attempts(patience: float) -> int:
         delay *= 2
         count += 1
     return count
+
+
+def reply(command: Any) -> Awaitable[Any]:
+    """A command of redis.asyncio, as the awaitable it is: redis-py types its commands as
+    sync-or-async, which mypy cannot await."""
+    return cast(Awaitable[Any], command)

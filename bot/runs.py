@@ -17,10 +17,12 @@ import re
 import secrets
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 from redis.asyncio import Redis
+
+from bot.redis_connection import reply
 
 PREFIX = "qwen-fix:run:"
 INDEX = "qwen-fix:runs"
@@ -78,11 +80,6 @@ def events_key(run_id: str) -> str:
     return f"{PREFIX}{run_id}:events"
 
 
-def _async(reply: Any) -> Awaitable[Any]:
-    """redis-py types its commands as sync-or-async; here they are async."""
-    return cast(Awaitable[Any], reply)
-
-
 class RunStore:
     """Reads runs: the newest first, one header, a stream of events from a point on."""
 
@@ -105,7 +102,7 @@ class RunStore:
         found: list[RunHeader] = []
         offset = 0
         while len(found) < limit:
-            ids = await _async(
+            ids = await reply(
                 self._redis.zrevrangebyscore(index, upper, "-inf", start=offset, num=limit * 2)
             )
             if not ids:
@@ -128,7 +125,7 @@ class RunStore:
     async def _headers(self, run_ids: list[str]) -> list[RunHeader]:
         if not run_ids:
             return []
-        values = await _async(self._redis.mget([header_key(i) for i in run_ids]))
+        values = await reply(self._redis.mget([header_key(i) for i in run_ids]))
         return [RunHeader.model_validate_json(v) for v in values if v]
 
     async def events(
@@ -138,9 +135,9 @@ class RunStore:
         (milliseconds), waits that long for the first one."""
         key = events_key(run_id)
         if block is None:
-            entries = await _async(self._redis.xrange(key, f"({after}", "+", count=count))
+            entries = await reply(self._redis.xrange(key, f"({after}", "+", count=count))
         else:
-            answer = await _async(self._redis.xread({key: after}, count=count, block=block))
+            answer = await reply(self._redis.xread({key: after}, count=count, block=block))
             entries = answer[0][1] if answer else []
         return [(_text(entry_id), json.loads(fields[b"event"])) for entry_id, fields in entries]
 

@@ -26,7 +26,6 @@ from datetime import UTC, datetime
 
 import structlog
 from githubkit import GitHub
-from githubkit.exception import RequestFailed
 from githubkit_schemas.latest.models import PullRequest
 
 from bot.jobs import CI_FIX, CiFixJob
@@ -43,12 +42,10 @@ from workers.ci_failures import (
     render_failures,
 )
 from workers.ci_ledger import Attempt
-from workers.follow_up import pull_push_target
-from workers.git import GitError
+from workers.follow_up import commit_to_pull_request, pull_push_target
 from workers.limits import job_time_limit
 from workers.pipeline import (
     Deps,
-    JobFailed,
     Outcome,
     Run,
     load_repo_config,
@@ -58,7 +55,7 @@ from workers.pipeline import (
     safe_name,
 )
 from workers.pr_body import clamp, with_ci_fixes
-from workers.publish import NothingToPublish, post_check_run, publish_commit
+from workers.publish import post_check_run
 from workers.push_target import Refusal
 from workers.tracking import TrackingComment
 from workers.workspace import Checkout, branch_head, clean_up, prepare
@@ -279,17 +276,7 @@ async def _push(
         f"Fix CI ({_plain_names(due.ci.failed)}): {first}\n\n"
         f"Attempt {due.attempt} of {due.allowed} on #{job.pull_number}, for {due.sha[:7]}."
     )
-    try:
-        commit = await publish_commit(
-            client, found, run.patch, message,
-            branch=branch, force=False, signed=run.config.signed_commits,
-        )  # fmt: skip
-    except NothingToPublish as exc:
-        raise JobFailed(f"Nothing of the change could be published.\n\n{exc}") from None
-    except (GitError, RequestFailed) as exc:
-        raise JobFailed(
-            f"The branch `{branch}` moved while I worked, so my commit was not pushed."
-        ) from exc
+    commit = await commit_to_pull_request(client, found, run, message, branch)
     return commit.sha, left_out_markdown(commit.left_out)
 
 

@@ -11,11 +11,11 @@ Everything here is written by the worker from GitHub's answers; nothing the mode
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable
 from dataclasses import asdict, dataclass
-from typing import Any, cast
 
 from redis.asyncio import Redis
+
+from bot.redis_connection import reply
 
 PREFIX = "qwen-fix:ci:"
 KEEP = 30 * 24 * 3600
@@ -60,11 +60,6 @@ class Attempt:
         return cls(**data)
 
 
-def _async(reply: Any) -> Awaitable[Any]:
-    """redis-py types its commands as sync-or-async; here they are async."""
-    return cast(Awaitable[Any], reply)
-
-
 class CiLedger:
     """The record of one repository's branches; keys are `qwen-fix:ci:<owner/name>:<branch>:…`."""
 
@@ -82,7 +77,7 @@ class CiLedger:
 
     async def pushed(self, repository: str, branch: str, sha: str) -> None:
         """The app pushed `sha` to the branch."""
-        await _async(self._redis.sadd(self._key(repository, branch, "pushed"), sha))
+        await reply(self._redis.sadd(self._key(repository, branch, "pushed"), sha))
         await self._keep(repository, branch, "pushed")
 
     async def started_over(self, repository: str, branch: str, sha: str) -> None:
@@ -97,7 +92,7 @@ class CiLedger:
 
     async def is_ours(self, repository: str, branch: str, sha: str) -> bool:
         key = self._key(repository, branch, "pushed")
-        return bool(await _async(self._redis.sismember(key, sha)))
+        return bool(await reply(self._redis.sismember(key, sha)))
 
     async def pause(self, repository: str, branch: str, reason: str) -> None:
         await self._redis.set(self._key(repository, branch, "paused"), reason, ex=KEEP)
@@ -113,7 +108,7 @@ class CiLedger:
         await self._redis.delete(*(self._key(repository, branch, part) for part in parts))
 
     async def attempts(self, repository: str, branch: str) -> list[Attempt]:
-        values = await _async(self._redis.lrange(self._key(repository, branch, "attempts"), 0, -1))
+        values = await reply(self._redis.lrange(self._key(repository, branch, "attempts"), 0, -1))
         return [Attempt.of(value) for value in values]
 
     async def record(self, repository: str, branch: str, attempt: Attempt) -> None:
@@ -128,20 +123,20 @@ class CiLedger:
 
     async def tried(self, repository: str, branch: str, sha: str) -> bool:
         key = self._key(repository, branch, "tried")
-        return bool(await _async(self._redis.sismember(key, sha)))
+        return bool(await reply(self._redis.sismember(key, sha)))
 
     async def count_note(self, repository: str, branch: str, note: str) -> int:
         """Count one more of `note` (e.g. `start:<sha>`); returns the count."""
-        count = await _async(self._redis.hincrby(self._key(repository, branch, "counts"), note, 1))
+        count = await reply(self._redis.hincrby(self._key(repository, branch, "counts"), note, 1))
         await self._keep(repository, branch, "counts")
         return int(count)
 
     async def note_count(self, repository: str, branch: str, note: str) -> int:
-        value = await _async(self._redis.hget(self._key(repository, branch, "counts"), note))
+        value = await reply(self._redis.hget(self._key(repository, branch, "counts"), note))
         return int(value or 0)
 
     async def note_once(self, repository: str, branch: str, note: str) -> bool:
         """True the first time `note` (e.g. `gave-up:<sha>`) is noted on the branch."""
-        added = await _async(self._redis.sadd(self._key(repository, branch, "notes"), note))
+        added = await reply(self._redis.sadd(self._key(repository, branch, "notes"), note))
         await self._keep(repository, branch, "notes")
         return bool(added)

@@ -40,6 +40,7 @@ from workers.pipeline import (
 )
 from workers.pr_body import clamp
 from workers.publish import (
+    Commit,
     NothingToPublish,
     branch_is_protected,
     post_check_run,
@@ -195,18 +196,7 @@ async def _commit_and_reply(
     summary = run.result.summary or run.result.reason
     first_line = summary.strip().splitlines()[0][:70] if summary.strip() else "Address review"
     message = f"{first_line}\n\nRequested by @{job.triggered_by} on #{pull.number}."
-    try:
-        commit = await publish_commit(
-            client, found, run.patch, message,
-            branch=branch, force=False, signed=run.config.signed_commits,
-        )  # fmt: skip
-    except NothingToPublish as exc:
-        raise JobFailed(f"Nothing of the change could be published.\n\n{exc}") from None
-    except (GitError, RequestFailed) as exc:
-        raise JobFailed(
-            f"The branch `{branch}` moved while I worked, so my commit was not pushed. "
-            "Ask again and I will start from its new head."
-        ) from exc
+    commit = await commit_to_pull_request(client, found, run, message, branch)
     # A person asked for this commit: automatic CI fixing, if a push paused it, resumes.
     await deps.ci_ledger.pushed(job.repository, branch, commit.sha)
     await deps.ci_ledger.resume(job.repository, branch)
@@ -220,6 +210,25 @@ async def _commit_and_reply(
     await _resolve_threads(client, job.repository, pull.number, requests, commit.files)
     await tracking.finish("done", f"Pushed {commit.sha[:7]}", reply)
     return Outcome("pushed", pull.number, pull.html_url, branch=branch, commit=commit.sha)
+
+
+async def commit_to_pull_request(
+    client: GitHub, found: Checkout, run: Run, message: str, branch: str
+) -> Commit:
+    """The run's patch as one commit on the pull request's `branch`, never forced over what
+    others pushed; JobFailed, saying why, when nothing could be published or the branch moved."""
+    try:
+        return await publish_commit(
+            client, found, run.patch, message,
+            branch=branch, force=False, signed=run.config.signed_commits,
+        )  # fmt: skip
+    except NothingToPublish as exc:
+        raise JobFailed(f"Nothing of the change could be published.\n\n{exc}") from None
+    except (GitError, RequestFailed) as exc:
+        raise JobFailed(
+            f"The branch `{branch}` moved while I worked, so my commit was not pushed. "
+            "Ask again and I will start from its new head."
+        ) from exc
 
 
 async def gather_requests(client: GitHub, job: FollowUpJob, name: str) -> list[Request]:

@@ -11,14 +11,14 @@ import asyncio
 import contextlib
 import json
 import time
-from collections.abc import Awaitable
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import structlog
 from redis.asyncio import Redis
 
 from bot.redaction import redact_value
+from bot.redis_connection import reply
 from bot.runs import (
     INDEX,
     MAX_EVENT_BYTES,
@@ -107,7 +107,7 @@ class RunLog:
         key = events_key(self.id)
         while (event := await self._queue.get()) is not None:
             try:
-                await _async(
+                await reply(
                     self._redis.xadd(
                         key, {"event": _bounded(event)}, maxlen=MAX_EVENTS, approximate=True
                     )
@@ -134,10 +134,6 @@ def _cut(value: Any) -> Any:
     if isinstance(value, list):
         return [_cut(item) for item in value]
     return value
-
-
-def _async(reply: Any) -> Awaitable[Any]:
-    return cast(Awaitable[Any], reply)
 
 
 class RunLogs:
